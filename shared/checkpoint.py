@@ -1,0 +1,107 @@
+"""Checkpoints (everything needed to resume) and exported inference weights.
+
+* ``checkpoint.pt``: model, optimisers, schedulers, step, RNG states and configs, as plain tensors
+  and containers only, so it loads with ``torch.load(weights_only=True)``; written through a
+  temporary file and a rename, so a killed run never leaves half a checkpoint.
+* ``model.safetensors`` + ``model.json``: the inference export, the weights and the registry
+  name and config needed to rebuild the model (:func:`load_exported`).
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from .config import atomic_write_bytes, save_json
+from .errors import UserError
+
+FORMAT = "enso-checkpoint/1"
+
+
+def rng_state() -> dict[str, Any]:
+    """The state of every RNG a run draws from, as weights_only-safe values."""
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    random.setstate(_tuplify(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _tuplify(x):
+    return tuple(_tuplify(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """Atomically write ``payload`` (plus the format tag) with ``torch.save``."""
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, **payload}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True``; a missing or foreign file is a :class:`UserError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated or not a torch file
+        raise UserError(f"checkpoint {path} cannot be read ({type(e).__name__}); it is damaged or not an ensō checkpoint") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise UserError(f"{path} is not an ensō checkpoint (expected format {FORMAT})")
+    return ckpt
+
+
+def export_weights(model: torch.nn.Module, folder: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model.safetensors`` and ``model.json`` (registry name + config) into ``folder``."""
+    from .registry import describe
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = folder / ".model.safetensors.tmp"
+    save_file(tensors, str(tmp))
+    os.replace(tmp, folder / "model.safetensors")
+    save_json({**describe(model), **(extra or {})}, folder / "model.json")
+    return folder / "model.safetensors"
+
+
+def load_exported(folder: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Rebuild a model from :func:`export_weights`'s folder (or a run folder holding ``export/``)."""
+    from .registry import build
+
+    folder = Path(folder)
+    if (folder / "export" / "model.json").is_file():
+        folder = folder / "export"
+    meta_path, weights = folder / "model.json", folder / "model.safetensors"
+    if not meta_path.is_file() or not weights.is_file():
+        raise UserError(f"{folder} holds no exported model (model.json + model.safetensors); train one with 'ae train'")
+    meta = json.loads(meta_path.read_text())
+    model = build(meta["name"], meta["config"])
+    state = load_file(str(weights))
+    try:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise UserError(f"weights in {weights} do not fit model {meta['name']!r}: {first}") from None
+    return model.to(device).eval()

@@ -1,0 +1,33 @@
+"""One-line user errors and the CLI wrapper that prints them.
+
+Anything the user got wrong (a path, a name, a file) raises :class:`UserError` with a message that
+says what was wrong and what to do. CLI entry points run through :func:`run_cli`, which prints that
+one line to stderr and exits with status 2, with no traceback unless ``ENSO_TRACEBACK=1``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, Sequence
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one line, exit status 2."""
+
+
+class TrainingDiverged(UserError):
+    """A loss became NaN or infinite; the message names the step and the loss."""
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
+    """Run ``main(argv)`` and turn a :class:`UserError` into one line on stderr and exit code 2."""
+    try:
+        return int(main(argv) or 0)
+    except UserError as e:
+        if os.environ.get("ENSO_TRACEBACK") == "1":
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,121 @@
+"""Variational autoencoders: VAE, β-VAE (fixed β or capacity-annealed), conditional VAE.
+
+Loss per example: reconstruction (summed over features) + the KL term, where the KL term is
+``β · KL`` (Higgins et al. 2017) or, with ``capacity_max > 0``, ``γ · |KL − C(t)|`` with the
+capacity ``C`` raised linearly from 0 to ``capacity_max`` nats over ``capacity_steps`` steps
+(Burgess et al. 2018). The CVAE conditions encoder and decoder on a one-hot class label.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..model import TrainableModel
+from ..registry import register
+from .ae import AEConfig, reconstruction_loss
+from .nets import Decoder, Encoder
+
+
+@dataclass
+class VAEConfig(AEConfig):
+    latent_dim: int = 2
+    beta: float = field(default=1.0, metadata={"help": "weight of the KL term"})
+    capacity_max: float = field(default=0.0, metadata={"help": "annealed KL capacity in nats (0: off, use beta)"})
+    capacity_steps: int = 10000
+    gamma: float = field(default=100.0, metadata={"help": "weight of |KL - C| when capacity_max > 0"})
+
+
+@dataclass
+class BetaVAEConfig(VAEConfig):
+    input_shape: tuple[int, ...] = (1, 64, 64)
+    widths: tuple[int, ...] = (32, 32, 64, 64)
+    latent_dim: int = 10
+    beta: float = 4.0
+
+
+@dataclass
+class CVAEConfig(VAEConfig):
+    num_classes: int = 10
+
+
+def kl_per_example(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) ‖ N(0, I)) summed over latents, (B,)."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
+
+
+class _GaussianVAE(TrainableModel):
+    cond_dim = 0
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.config = config
+        self.conv = len(config.input_shape) == 3
+        self.encoder = Encoder(config.input_shape, config.widths, 2 * config.latent_dim, self.cond_dim)
+        self.decoder = Decoder(config.input_shape, config.widths, config.latent_dim, self.cond_dim)
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+
+    def _cond(self, y: torch.Tensor | None) -> torch.Tensor | None:
+        return None
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, *input_shape) in [0, 1] → posterior mean and log-variance, each (B, latent_dim)."""
+        mu, logvar = self.encoder(x, self._cond(y)).float().chunk(2, dim=1)
+        return mu, logvar.clamp(-30.0, 20.0)
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """z (B, latent_dim) → mean image/vector (B, *input_shape) in [0, 1]."""
+        return torch.sigmoid(self.decoder(z, self._cond(y)))
+
+    def sample(self, n: int, y: torch.Tensor | None = None) -> torch.Tensor:
+        """``n`` draws from the prior, decoded: (n, *input_shape) in [0, 1]."""
+        z = torch.randn(n, self.config.latent_dim, device=self.steps_done.device)
+        return self.decode(z, y)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Reconstruct through the posterior mean: ``{"x_hat", "mu", "logvar"}``."""
+        mu, logvar = self.encode(x, y)
+        return {"x_hat": self.decode(mu, y), "mu": mu, "logvar": logvar}
+
+    def capacity(self) -> float:
+        c = self.config
+        return c.capacity_max * min(1.0, float(self.steps_done) / max(1, c.capacity_steps))
+
+    def training_step(self, batch, optimizer: str) -> dict[str, torch.Tensor]:
+        x, y = (batch[0], batch[1]) if isinstance(batch, (list, tuple)) else (batch, None)
+        mu, logvar = self.encode(x, y)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        recon = reconstruction_loss(self.decoder(z, self._cond(y)), x, self.config.recon)
+        kl = kl_per_example(mu, logvar).mean()
+        if self.config.capacity_max > 0:
+            cap = self.capacity()
+            loss = recon + self.config.gamma * (kl - cap).abs()
+            return {"loss": loss, "recon": recon.detach(), "kl": kl.detach(), "capacity": torch.tensor(cap)}
+        return {"loss": recon + self.config.beta * kl, "recon": recon.detach(), "kl": kl.detach()}
+
+    def on_step_end(self, step: int) -> None:
+        self.steps_done.fill_(step)
+
+
+@register("vae", VAEConfig)
+class VAE(_GaussianVAE):
+    """Variational autoencoder (Kingma & Welling 2014), Gaussian posterior, N(0, I) prior."""
+
+
+@register("beta_vae", BetaVAEConfig)
+class BetaVAE(_GaussianVAE):
+    """β-VAE: the VAE with a stronger or capacity-annealed KL term, for disentanglement."""
+
+
+@register("cvae", CVAEConfig)
+class CVAE(_GaussianVAE):
+    """Conditional VAE: encoder and decoder see a one-hot class label; batches are ``(x, y)``."""
+
+    def __init__(self, config: CVAEConfig):
+        self.cond_dim = config.num_classes
+        super().__init__(config)
+
+    def _cond(self, y: torch.Tensor | None) -> torch.Tensor:
+        if y is None:
+            raise ValueError("the CVAE needs class labels y")
+        return torch.nn.functional.one_hot(y.long(), self.config.num_classes).float()
