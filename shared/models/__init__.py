@@ -1,2 +1,7 @@
-"""The autoencoder family. Importing this package registers every model by name."""
-from . import ae, vae  # noqa: F401
+"""The autoencoder family. Importing this package imports every module in it, which registers
+each model by name (see :mod:`shared.registry`)."""
+import importlib
+import pkgutil
+
+for _m in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_m.name}")
