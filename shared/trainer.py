@@ -183,7 +183,9 @@ class Trainer:
             len(self.dataset), self.cfg.batch_size, self.cfg.seed, self.step, dist.rank(), dist.world_size()
         )
         kw = {"collate_fn": self.collate} if self.collate is not None else {}
-        return DataLoader(self.dataset, batch_sampler=sampler, num_workers=self.cfg.workers, **kw)
+        # its own generator: creating the loader must not draw from the global RNG the model uses
+        g = torch.Generator().manual_seed(self.cfg.seed)
+        return DataLoader(self.dataset, batch_sampler=sampler, num_workers=self.cfg.workers, generator=g, **kw)
 
     def train_step(self, batch: Any) -> dict[str, float]:
         """One iteration: every optimiser in order; returns the logged scalars."""

@@ -1,0 +1,122 @@
+"""The one image-loading path of ensō: files → float tensors in [0, 1], with clear errors.
+
+* :func:`list_images` finds the images of a folder (recursively), refusing a missing or empty one.
+* :func:`load_image` reads one file as (C, H, W) float32 in [0, 1], converting to ``mode``
+  (``RGB`` or ``L``; palette, CMYK, 16-bit and alpha images are converted), and turns unreadable,
+  truncated and decompression-bomb files into a :class:`~shared.errors.UserError`.
+* :class:`ImageFolder` serves random crops (and flips) keyed by ``(index, item_seed)``.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from ..errors import UserError
+from .sampling import item_generator, split_key
+
+EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+#: Pixels above which an image is refused as a possible decompression bomb (Pillow's default × 2).
+MAX_PIXELS = 2 * 89_478_485
+
+Mode = Literal["RGB", "L"]
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files under ``folder`` (recursive, sorted); a missing or image-less folder is a UserError."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise UserError(f"image folder {folder} does not exist; check the path")
+    if not folder.is_dir():
+        raise UserError(f"{folder} is a file, not a folder of images")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+    if not files:
+        raise UserError(f"image folder {folder} holds no images ({', '.join(sorted(EXTENSIONS))}); point at a folder with images")
+    return files
+
+
+def open_image(path: str | os.PathLike, mode: Mode = "RGB") -> Image.Image:
+    """Open, fully decode and convert one image with Pillow; errors name the file and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"image {path} does not exist")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_PIXELS:
+                    raise UserError(f"image {path} claims {im.width}×{im.height} pixels, over the {MAX_PIXELS:,} limit (a decompression bomb?)")
+                im.load()
+                if im.mode == "I;16" or im.mode == "I":
+                    im = im.point(lambda v: v / 256).convert("L")
+                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                    im = im.convert("RGBA")
+                return im.convert(mode)
+    except UserError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UserError(f"image {path} is too large to decode safely (a decompression bomb?)") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise UserError(f"image {path} cannot be read ({e}); it is truncated, damaged or not an image") from None
+
+
+def to_tensor(im: Image.Image) -> torch.Tensor:
+    """PIL image → (C, H, W) float32 in [0, 1]."""
+    arr = np.asarray(im, dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def load_image(path: str | os.PathLike, mode: Mode = "RGB") -> torch.Tensor:
+    """One image file → (C, H, W) float32 in [0, 1]; C = 3 for ``RGB``, 1 for ``L``."""
+    return to_tensor(open_image(path, mode))
+
+
+def random_crop(img: torch.Tensor, size: int, g: torch.Generator, flip: bool = True) -> torch.Tensor:
+    """A ``size``×``size`` crop at a position drawn from ``g`` (and a horizontal flip with p = 0.5)."""
+    _, h, w = img.shape
+    if h < size or w < size:
+        raise UserError(f"an image of {w}×{h} is smaller than the crop size {size}; lower --crop")
+    top = int(torch.randint(0, h - size + 1, (1,), generator=g))
+    left = int(torch.randint(0, w - size + 1, (1,), generator=g))
+    out = img[:, top : top + size, left : left + size]
+    if flip and bool(torch.rand((), generator=g) < 0.5):
+        out = out.flip(-1)
+    return out
+
+
+class ImageFolder(Dataset):
+    """Random ``crop``×``crop`` patches of the images under ``folders`` (one or several).
+
+    ``ds[(index, item_seed)]`` → (C, crop, crop) float in [0, 1]; the crop position and flip come
+    from ``item_seed``, so an epoch is reproducible. ``cache=True`` keeps decoded images in memory
+    (uint8), which pays off for small sets such as BSDS500.
+    """
+
+    def __init__(self, folders: str | os.PathLike | list, crop: int, mode: Mode = "RGB", flip: bool = True, cache: bool = True):
+        folders = folders if isinstance(folders, (list, tuple)) else [folders]
+        self.files = [f for folder in folders for f in list_images(folder)]
+        self.crop, self.mode, self.flip, self.cache = crop, mode, flip, cache
+        self._cache: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def image(self, i: int) -> torch.Tensor:
+        if i in self._cache:
+            return self._cache[i].float().div_(255.0)
+        img = load_image(self.files[i], self.mode)
+        if self.cache:
+            self._cache[i] = img.mul(255.0).round_().to(torch.uint8)
+        return img
+
+    def __getitem__(self, key) -> torch.Tensor:
+        i, seed = split_key(key)
+        return random_crop(self.image(i), self.crop, item_generator(seed), self.flip)
