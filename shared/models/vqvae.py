@@ -70,9 +70,9 @@ class VectorQuantizer(nn.Module):
             zf = z.float()
             flat = zf.movedim(1, -1).reshape(-1, self.dim)
             idx = self.nearest(flat.detach())
-            if self.training:
-                self._update(flat.detach(), idx)
             q = F.embedding(idx, self.codebook).view(*zf.movedim(1, -1).shape).movedim(-1, 1)
+            if self.training:  # after the lookup: this batch is quantised with the codebook it was assigned by
+                self._update(flat.detach(), idx)
             aux = self.beta * F.mse_loss(zf, q.detach())
             quantized = zf + (q - zf).detach()
         indices = idx.view(z.shape[0], *z.shape[2:])
