@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
             add_config_args(u, use.config_cls)
             if cmd in ("train", "demo"):
                 u.add_argument("--resume", action="store_true", help="continue the runs already in OUT/USE/runs/")
-                add_config_args(u, TrainConfig)
+                add_config_args(u, TrainConfig, defaults=use.default_train)
     return parser
 
 

@@ -35,8 +35,14 @@ def _field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def add_config_args(parser: argparse.ArgumentParser, cls: type, prefix: str = "", skip: tuple[str, ...] = ()) -> None:
-    """Add one ``--{prefix}{field}`` option per dataclass field of ``cls`` (defaults: the dataclass's)."""
+def add_config_args(
+    parser: argparse.ArgumentParser, cls: type, prefix: str = "", skip: tuple[str, ...] = (), defaults: dict[str, Any] | None = None
+) -> None:
+    """Add one ``--{prefix}{field}`` option per dataclass field of ``cls``.
+
+    The help shows the dataclass's default, or ``defaults[field]`` where a command overrides it (the
+    command must then pass the same overrides as ``base`` to :func:`config_from_args`).
+    """
     hints = _field_types(cls)
     group = parser.add_argument_group(cls.__name__)
     for f in dataclasses.fields(cls):
@@ -45,6 +51,7 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, prefix: str = ""
         tp, optional = _unwrap_optional(hints[f.name])
         flag = "--" + (prefix + f.name).replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = (defaults or {}).get(f.name, default)
         help_text = f.metadata.get("help", "") + f" (default: {default})"
         kw: dict[str, Any] = {"dest": prefix + f.name, "default": argparse.SUPPRESS, "help": help_text}
         origin = get_origin(tp)

@@ -1,0 +1,65 @@
+"""The ``compress`` command: train learned codecs (encode, decode and eval come with the codec format).
+
+    compress train --data DIR [--data DIR ...] --run RUN [--model mean_scale] [--crop 256] [--steps N] [--resume]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from shared.config import add_config_args, config_from_args
+from shared.data.images import ImageFolder
+from shared.errors import UserError, run_cli
+from shared.registry import build, make_config
+from shared.trainer import TrainConfig, Trainer, seed_everything
+
+from .models.hyperprior import HyperpriorConfig
+
+CODECS = ("mean_scale", "hyperprior")
+#: the training defaults that differ from the trainer's (Minnen/CompressAI-style recipe, shortened)
+TRAIN_DEFAULTS = {"steps": 6000, "batch_size": 8, "lr": 5e-4, "lr_schedule": "linear", "decay_start": 0.6, "ckpt_every": 100, "grad_clip": 1.0}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="compress", description="ensō learned image compression.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    t = sub.add_parser("train", help="train a codec through the shared trainer on random crops of photo folders")
+    t.add_argument("--data", type=Path, action="append", required=True, help="folder of training photos (repeatable)")
+    t.add_argument("--run", type=Path, required=True, help="run folder (checkpoint, metrics, export)")
+    t.add_argument("--model", choices=CODECS, default="mean_scale")
+    t.add_argument("--crop", type=int, default=256, help="random crop size (divisible by 64)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --run")
+    add_config_args(t, HyperpriorConfig, prefix="model_")
+    add_config_args(t, TrainConfig, defaults=TRAIN_DEFAULTS)
+    return parser
+
+
+def train(ns: argparse.Namespace) -> None:
+    if ns.crop % 64:
+        raise UserError(f"--crop {ns.crop} must be a multiple of 64 (the codec downsamples by 64)")
+    import dataclasses
+
+    cfg = config_from_args(TrainConfig, ns, base=dataclasses.replace(TrainConfig(), **TRAIN_DEFAULTS))
+    model_cfg = config_from_args(HyperpriorConfig, ns, prefix="model_", base=make_config(ns.model))
+    data = ImageFolder(ns.data, crop=ns.crop, mode="RGB")
+    seed_everything(cfg.seed)
+    model = build(ns.model, model_cfg)
+    extra = {"data": [str(d) for d in ns.data], "crop": ns.crop}
+    Trainer(model, data, cfg, ns.run, resume=ns.resume, extra_config=extra).fit()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    if ns.command == "train":
+        train(ns)
+    return 0
+
+
+def entry_point() -> None:
+    sys.exit(run_cli(main))
+
+
+if __name__ == "__main__":
+    entry_point()
