@@ -1,0 +1,226 @@
+"""Encode images to ``.enso`` bytes and decode them back with a trained codec.
+
+:class:`Codec` wraps a hyperprior model for inference:
+
+* any image size (padded to a multiple of 64 by edge replication, cropped back after decoding);
+* RGB, grey (coded as RGB, returned as one channel) and RGBA (alpha stored losslessly);
+* large images in tiles with overlap, so memory stays bounded and no seams appear: a tile's
+  margin covers the transforms' receptive field, so each latent equals the whole-image one;
+* determinism: everything the decoder derives its entropy-model parameters from (the
+  hyper-latent, the hyper-synthesis ``h_s`` and the scale-to-CDF index) runs in float64 on one
+  thread, so a file decodes identically under any thread count and in any process. The large
+  transforms run bf16 + channels_last where the CPU has native bf16 (thread-count invariant in
+  oneDNN's channels_last kernels, which the tests check).
+
+Images are float tensors (C, H, W) in [0, 1], C ∈ {1, 3, 4}.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from shared.checkpoint import load_exported
+from shared.errors import UserError
+from shared.precision import cpu_has_native_bf16
+
+from .container import Header, pack, parse, quality_code
+
+STRIDE = 64  # total downsampling of g_a ∘ h_a
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+def weights_hash(model: torch.nn.Module) -> bytes:
+    """First 8 bytes of SHA-256 over the model's state (names, dtypes, shapes, values)."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.digest()[:8]
+
+
+class _OneThread:
+    """Run a block on one torch thread (restoring the previous count)."""
+
+    def __enter__(self):
+        self.n = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.n)
+
+
+def tiled(fn, x: torch.Tensor, scale: float, tile: int, margin: int, align: int) -> torch.Tensor:
+    """Apply a translation-equivariant conv net ``fn`` to ``x`` (1, C, H, W) in overlapping tiles.
+
+    ``scale``: output size / input size; ``tile`` and ``margin`` in input pixels, multiples of
+    ``align`` (the net's stride) so every tile samples the same grid as the whole image.
+    """
+    _, _, H, W = x.shape
+    if H <= tile + 2 * margin and W <= tile + 2 * margin:
+        return fn(x)
+    out = None
+    for top in range(0, H, tile):
+        for left in range(0, W, tile):
+            t0, l0 = max(0, top - margin), max(0, left - margin)
+            t1, l1 = min(H, top + tile + margin), min(W, left + tile + margin)
+            y = fn(x[:, :, t0:t1, l0:l1])
+            if out is None:
+                out = torch.empty(1, y.shape[1], int(H * scale), int(W * scale), dtype=y.dtype)
+            a, b = int((top - t0) * scale), int((left - l0) * scale)
+            h, w = int(min(tile, H - top) * scale), int(min(tile, W - left) * scale)
+            out[:, :, int(top * scale) : int(top * scale) + h, int(left * scale) : int(left * scale) + w] = y[:, :, a : a + h, b : b + w]
+    return out
+
+
+class Codec:
+    """A trained codec model ready to encode and decode. Build it with :meth:`load`."""
+
+    tile = 1024  # input pixels per tile side (the 768×512 Kodak images run as one tile)
+
+    def __init__(self, model, fast: bool | None = None):
+        self.model = model.cpu().eval()
+        if self.model.gaussian_conditional._quantized_cdf.numel() == 0:
+            self.model.update(force=True)
+        self.model_id = model.registry_name
+        self.hash = weights_hash(self.model)
+        self.fast = cpu_has_native_bf16() if fast is None else fast
+        if self.fast:
+            for net in (self.model.g_a, self.model.g_s):
+                net.to(memory_format=torch.channels_last)
+
+    @classmethod
+    def load(cls, name_or_path: str | Path = "mean_scale") -> "Codec":
+        """A shipped codec by name (``compress/weights/NAME``) or an exported/run folder by path."""
+        path = Path(name_or_path)
+        if not path.exists():
+            path = WEIGHTS_DIR / str(name_or_path)
+            if not path.exists():
+                shipped = sorted(p.name for p in WEIGHTS_DIR.iterdir() if p.is_dir()) if WEIGHTS_DIR.is_dir() else []
+                raise UserError(f"no codec {name_or_path!r}: give a shipped name ({', '.join(shipped) or 'none shipped'}) or a trained run folder")
+        return cls(load_exported(path))
+
+    # -- transforms -------------------------------------------------------------------------------
+    def _net(self, net, x: torch.Tensor) -> torch.Tensor:
+        if self.fast:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return net(x.contiguous(memory_format=torch.channels_last)).float().contiguous()
+        return net(x).float()
+
+    def _hyper_synthesis(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Entropy parameters from the hyper-latent: float64, one thread, so every decoder agrees."""
+        h_s = self.model.h_s
+        with _OneThread(), torch.autocast("cpu", enabled=False):
+            params = h_s.double()(z_hat.double())
+            h_s.float()
+        scales, means = (params.chunk(2, 1) if self.model.predicts_mean else (params, None))
+        return scales, means
+
+    def _gains(self, code: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.gains(torch.tensor([code / 65535.0]))
+
+    # -- encode -----------------------------------------------------------------------------------
+    def _prepare(self, img: torch.Tensor) -> tuple[str, torch.Tensor, bytes | None]:
+        if img.ndim != 3 or img.shape[0] not in (1, 3, 4):
+            raise UserError(f"images must be (C, H, W) with C = 1, 3 or 4 channels, not {tuple(img.shape)}")
+        if img.shape[1] < 1 or img.shape[2] < 1:
+            raise UserError("the image is empty")
+        img = img.float().clamp(0, 1)
+        if img.shape[0] == 1:
+            return "L", img.expand(3, -1, -1), None
+        if img.shape[0] == 4:
+            alpha = (img[3] * 255).round().to(torch.uint8).numpy().tobytes()
+            return "RGBA", img[:3], zlib.compress(alpha, 9)
+        return "RGB", img, None
+
+    @torch.no_grad()
+    def analyse(self, img: torch.Tensor) -> torch.Tensor:
+        """RGB (3, H, W) → the un-gained latent y (1, M, Hp/16, Wp/16) of the padded image."""
+        _, H, W = img.shape
+        x = F.pad(img.unsqueeze(0), (0, -W % STRIDE, 0, -H % STRIDE), mode="replicate")
+        return tiled(lambda t: self._net(self.model.g_a, t), x, 1 / 16, self.tile, 64, 64)
+
+    @torch.no_grad()
+    def _code(self, y_raw: torch.Tensor, code: int) -> list[bytes]:
+        gain, _ = self._gains(code)
+        y = y_raw * gain
+        with torch.autocast("cpu", enabled=False):
+            z = self.model.h_a(y)
+            eb = self.model.entropy_bottleneck
+            z_strings = eb.compress(z)
+            z_hat = eb.decompress(z_strings, z.shape[-2:])
+            scales, means = self._hyper_synthesis(z_hat)
+            gc = self.model.gaussian_conditional
+            indexes = gc.build_indexes(scales)
+            y_strings = gc.compress(y.double(), indexes, means=means)
+        return [z_strings[0], y_strings[0]]
+
+    def encode(self, img: torch.Tensor, quality: float = 0.5) -> bytes:
+        """Image (C, H, W) in [0, 1] → ``.enso`` bytes at ``quality`` in [0, 1] (higher: more bits)."""
+        mode, rgb, alpha = self._prepare(img)
+        code = quality_code(quality)
+        return self._pack(mode, rgb.shape[1:], code, self._code(self.analyse(rgb), code), alpha)
+
+    def encode_to_bpp(self, img: torch.Tensor, target_bpp: float, iterations: int = 12) -> bytes:
+        """Bisect the quality so the file (header included) is the largest at or under ``target_bpp``."""
+        mode, rgb, alpha = self._prepare(img)
+        y = self.analyse(rgb)
+        pixels = rgb.shape[1] * rgb.shape[2]
+        lo, hi, best = 0, 65535, None
+        for _ in range(iterations):
+            mid = (lo + hi) // 2
+            data = self._pack(mode, rgb.shape[1:], mid, self._code(y, mid), alpha)
+            if len(data) * 8 / pixels <= target_bpp:
+                best, lo = data, mid + 1
+            else:
+                hi = mid - 1
+            if lo > hi:
+                break
+        if best is None:
+            best = self._pack(mode, rgb.shape[1:], 0, self._code(y, 0), alpha)
+        return best
+
+    def _pack(self, mode: str, size, code: int, strings: list[bytes], alpha: bytes | None) -> bytes:
+        header = Header(mode, self.model_id, self.hash, code, int(size[0]), int(size[1]))
+        return pack(header, strings + ([alpha] if alpha is not None else []))
+
+    # -- decode -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def decode(self, data: bytes, name: str = "input") -> torch.Tensor:
+        """``.enso`` bytes → image (C, H, W) in [0, 1] (C = 3 for RGB, 1 for grey, 4 for RGBA)."""
+        header, sections = parse(data, name)
+        if header.model_id != self.model_id:
+            raise UserError(f"{name} was encoded with codec {header.model_id!r}; decode it with --model {header.model_id}")
+        if header.weights_hash != self.hash:
+            raise UserError(f"{name} was encoded with other {header.model_id!r} weights (hash {header.weights_hash.hex()}, have {self.hash.hex()})")
+        expected = 3 if header.mode == "RGBA" else 2
+        if len(sections) != expected:
+            raise UserError(f"{name} has {len(sections)} payload sections, expected {expected}; the file is damaged")
+        H, W = header.height, header.width
+        hp, wp = H + (-H % STRIDE), W + (-W % STRIDE)
+        eb, gc = self.model.entropy_bottleneck, self.model.gaussian_conditional
+        with torch.autocast("cpu", enabled=False):
+            z_hat = eb.decompress([sections[0]], (hp // STRIDE, wp // STRIDE))
+            scales, means = self._hyper_synthesis(z_hat)
+            indexes = gc.build_indexes(scales)
+            y_hat = gc.decompress([sections[1]], indexes, means=means).float()
+        _, inv_gain = self._gains(header.quality_code)
+        x = tiled(lambda t: self._net(self.model.g_s, t), y_hat * inv_gain, 16, self.tile // 16, 8, 4)
+        rgb = x[0, :, :H, :W].clamp(0, 1).mul(255).round().div(255)
+        if header.mode == "L":
+            return rgb.mean(0, keepdim=True).mul(255).round().div(255)
+        if header.mode == "RGBA":
+            try:
+                alpha = zlib.decompress(sections[2], bufsize=H * W)
+            except zlib.error:
+                raise UserError(f"{name} has a damaged alpha channel") from None
+            if len(alpha) != H * W:
+                raise UserError(f"{name} has an alpha channel of the wrong size; the file is damaged")
+            a = torch.frombuffer(bytearray(alpha), dtype=torch.uint8).view(1, H, W).float() / 255
+            return torch.cat([rgb, a])
+        return rgb
