@@ -1,5 +1,8 @@
-"""The ``compress`` command: train learned codecs (encode, decode and eval come with the codec format).
+"""The ``compress`` command: encode, decode, evaluate and train learned image codecs.
 
+    compress encode photo.png -o photo.enso [--quality 0.5 | --target-bpp 0.3] [--model mean_scale]
+    compress encode photos/ -o encoded/           # every image of a folder, with a progress bar
+    compress decode photo.enso -o photo.png
     compress train --data DIR [--data DIR ...] --run RUN [--model mean_scale] [--crop 256] [--steps N] [--resume]
 """
 from __future__ import annotations
@@ -25,6 +28,19 @@ TRAIN_DEFAULTS = {"steps": 6000, "batch_size": 8, "lr": 5e-4, "lr_schedule": "li
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="compress", description="ensō learned image compression.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    e = sub.add_parser("encode", help="images → .enso files")
+    e.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
+    e.add_argument("-o", "--out", type=Path, required=True, help="output file (one input) or folder")
+    rate = e.add_mutually_exclusive_group()
+    rate.add_argument("--quality", type=float, default=0.5, help="0 (smallest) .. 1 (best); default 0.5")
+    rate.add_argument("--target-bpp", type=float, help="largest file at or under this many bits per pixel")
+    e.add_argument("--model", default="mean_scale", help="shipped codec name or trained run folder")
+    e.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    d = sub.add_parser("decode", help=".enso files → PNG images")
+    d.add_argument("inputs", nargs="+", type=Path, help=".enso files or folders")
+    d.add_argument("-o", "--out", type=Path, required=True, help="output .png (one input) or folder")
+    d.add_argument("--model", default=None, help="codec to decode with (default: the one named in the file)")
+    d.add_argument("--force", action="store_true", help="overwrite existing outputs")
     t = sub.add_parser("train", help="train a codec through the shared trainer on random crops of photo folders")
     t.add_argument("--data", type=Path, action="append", required=True, help="folder of training photos (repeatable)")
     t.add_argument("--run", type=Path, required=True, help="run folder (checkpoint, metrics, export)")
@@ -54,6 +70,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
     if ns.command == "train":
         train(ns)
+    elif ns.command == "encode":
+        from .io import encode_files
+
+        encode_files(ns.inputs, ns.out, ns.model, ns.quality, ns.target_bpp, ns.force)
+    elif ns.command == "decode":
+        from .io import decode_files
+
+        decode_files(ns.inputs, ns.out, ns.model, ns.force)
     return 0
 
 

@@ -25,7 +25,7 @@ EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm",
 #: Pixels above which an image is refused as a possible decompression bomb (Pillow's default × 2).
 MAX_PIXELS = 2 * 89_478_485
 
-Mode = Literal["RGB", "L"]
+Mode = Literal["RGB", "L", "RGBA", "auto"]
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
@@ -42,7 +42,10 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
 
 
 def open_image(path: str | os.PathLike, mode: Mode = "RGB") -> Image.Image:
-    """Open, fully decode and convert one image with Pillow; errors name the file and the problem."""
+    """Open, fully decode and convert one image with Pillow; errors name the file and the problem.
+
+    ``mode="auto"`` keeps what the image holds: ``L`` for grey, ``RGBA`` when it has alpha, else ``RGB``.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"image {path} does not exist")
@@ -57,6 +60,8 @@ def open_image(path: str | os.PathLike, mode: Mode = "RGB") -> Image.Image:
                     im = im.point(lambda v: v / 256).convert("L")
                 if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                     im = im.convert("RGBA")
+                if mode == "auto":
+                    mode = "RGBA" if im.mode == "RGBA" else "L" if im.mode in ("L", "1") else "RGB"
                 return im.convert(mode)
     except UserError:
         raise
@@ -64,6 +69,21 @@ def open_image(path: str | os.PathLike, mode: Mode = "RGB") -> Image.Image:
         raise UserError(f"image {path} is too large to decode safely (a decompression bomb?)") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise UserError(f"image {path} cannot be read ({e}); it is truncated, damaged or not an image") from None
+
+
+def save_image(img: torch.Tensor, path: str | os.PathLike) -> None:
+    """(C, H, W) in [0, 1], C ∈ {1, 3, 4} → an image file (format from the suffix), written atomically."""
+    from ..config import atomic_write_bytes
+    import io
+
+    arr = img.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    im = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+    buf = io.BytesIO()
+    fmt = Image.registered_extensions().get(Path(path).suffix.lower())
+    if fmt is None:
+        raise UserError(f"cannot tell the image format of {path} from its suffix; use .png")
+    im.save(buf, format=fmt)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def to_tensor(im: Image.Image) -> torch.Tensor:
@@ -75,7 +95,7 @@ def to_tensor(im: Image.Image) -> torch.Tensor:
 
 
 def load_image(path: str | os.PathLike, mode: Mode = "RGB") -> torch.Tensor:
-    """One image file → (C, H, W) float32 in [0, 1]; C = 3 for ``RGB``, 1 for ``L``."""
+    """One image file → (C, H, W) float32 in [0, 1]; C = 3 for ``RGB``, 1 for ``L``, 4 for ``RGBA``."""
     return to_tensor(open_image(path, mode))
 
 

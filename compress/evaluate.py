@@ -1,0 +1,342 @@
+"""Rate–distortion evaluation of codecs on a folder of images: ``compress eval``.
+
+    compress eval [--data DIR] [--codecs ours,jpeg,webp,avif,jpeg2000,jxl] -o OUT [--model NAME_OR_PATH]
+                  [--quality CODEC=Q1,Q2,...] [--limit N] [--threads 1] [--lpips-weights FILE] [--allow-download]
+
+Every image (loaded as RGB, float in [0, 1]) is encoded by every codec at each of its quality
+settings, to the bytes of a complete file, and decoded back; the output is rounded to 8 bits. Per
+image and point: ``bpp`` (the whole file, header included, × 8 over the original H·W), ``psnr``
+(dB, RGB), ``ms_ssim_db`` (−10·log10(1 − MS-SSIM)), ``lpips`` (AlexNet; lower is better) and the
+encode/decode seconds. Written to ``OUT``:
+
+* ``per_image.csv``: one row per (image, codec, quality);
+* ``points.csv`` and ``points.json``: each codec's points, averaged over images at each setting
+  (``points.json`` also lists skipped codecs and why);
+* ``rd_psnr.png``, ``rd_ms_ssim_db.png``, ``rd_lpips.png``: one curve per codec against bpp;
+* ``bd_rate.json`` and ``bd_rate.md``: BD-rate (PSNR and MS-SSIM dB) and BD-PSNR of each codec
+  against JPEG and against AVIF (when those ran), also printed as a Markdown table.
+
+``ours`` is the learned codec through ``compress.codec.Codec.load(NAME_OR_PATH)``, at qualities in
+[0, 1]; the classical codecs are in :mod:`compress.classical`. A codec whose library is missing is
+skipped with its reason.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from shared.data.images import list_images, load_image
+from shared.errors import UserError
+from shared.metrics.image import psnr
+from shared.metrics.perceptual import lpips_distance, lpips_model
+from shared.metrics.rate_distortion import bd_psnr, bd_rate
+from shared.metrics.structural import MIN_SIDE, ms_ssim_db
+from shared.paths import data_dir as resolve_data_dir
+
+from . import classical
+
+ALL_CODECS: tuple[str, ...] = ("ours",) + classical.NAMES
+#: the learned codec's default qualities (its own scale, [0, 1])
+OURS_QUALITIES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+#: the learned codec ``ours`` loads when no --model is given (a shipped codec name)
+DEFAULT_OURS_MODEL = "mean_scale"
+ANCHORS = ("jpeg", "avif")
+METRICS = ("bpp", "psnr", "ms_ssim_db", "lpips")
+#: plot files: metric → (file, axis label)
+PLOTS = {"psnr": ("rd_psnr.png", "PSNR (dB, RGB)"), "ms_ssim_db": ("rd_ms_ssim_db.png", "MS-SSIM (dB)"), "lpips": ("rd_lpips.png", "LPIPS (AlexNet, lower is better)")}
+
+
+@dataclass
+class RDCodec:
+    """A codec as the evaluation sees it: ``encode(img (C, H, W) in [0, 1], quality) -> bytes`` and
+    ``decode(bytes) -> (C, H, W) in [0, 1]``, run at each of ``qualities`` (lowest rate first)."""
+
+    name: str
+    qualities: tuple[float, ...]
+    encode: Callable[[torch.Tensor, float], bytes]
+    decode: Callable[[bytes], torch.Tensor]
+    setting: str = "quality"
+
+
+def ours_qualities(qualities: Sequence[float] | None = None) -> tuple[float, ...]:
+    """The learned codec's quality settings (default :data:`OURS_QUALITIES`), checked to lie in [0, 1]."""
+    qualities = tuple(float(q) for q in (qualities or OURS_QUALITIES))
+    if any(not 0.0 <= q <= 1.0 for q in qualities):
+        raise UserError(f"qualities of ours lie in [0, 1], got {qualities}")
+    return qualities
+
+
+def load_ours(model: str | None = None, qualities: Sequence[float] | None = None) -> RDCodec:
+    """The learned codec through ``compress.codec.Codec.load(model or DEFAULT_OURS_MODEL)``; raises
+    ModuleNotFoundError when ``compress.codec`` is absent, UserError when the model cannot load."""
+    from compress.codec import Codec  # lazily: the codec API is optional for everything else
+
+    qualities = ours_qualities(qualities)
+    codec = Codec.load(model or DEFAULT_OURS_MODEL)
+    return RDCodec("ours", qualities, codec.encode, lambda data: codec.decode(data).detach().float().cpu(), "quality in [0, 1]")
+
+
+def resolve_codecs(
+    names: Sequence[str], model: str | None = None, qualities: Mapping[str, Sequence[float]] | None = None, threads: int = 1
+) -> tuple[list[RDCodec], dict[str, str]]:
+    """Codec names → (the codecs to run, {skipped name: reason}). Unknown names are a UserError."""
+    qualities = qualities or {}
+    unknown = [n for n in list(names) + list(qualities) if n not in ALL_CODECS]
+    if unknown:
+        raise UserError(f"unknown codec(s) {', '.join(unknown)}; choose from {', '.join(ALL_CODECS)}")
+    codecs, skipped = [], {}
+    for name in dict.fromkeys(names):
+        if name == "ours":
+            ours_qualities(qualities.get(name))
+            try:
+                codecs.append(load_ours(model, qualities.get(name)))
+            except ModuleNotFoundError as e:
+                if e.name not in ("compress.codec", "compress.container"):
+                    raise
+                skipped[name] = f"the learned codec's API ({e.name}) is not available in this checkout"
+            except UserError as e:
+                if model:  # the user named a model: failing to load it is their error to see
+                    raise
+                skipped[name] = f"the default codec {DEFAULT_OURS_MODEL!r} cannot load ({e}); pass --model NAME_OR_PATH"
+            continue
+        reason = classical.unavailable_reason(name)
+        if reason is not None:
+            skipped[name] = reason
+            continue
+        c = classical.classical_codec(name, tuple(qualities[name]) if name in qualities else None, threads)
+        codecs.append(RDCodec(name, c.qualities, c.encode, c.decode, classical.SETTING[name]))
+    return codecs, skipped
+
+
+def quantize(img: torch.Tensor) -> torch.Tensor:
+    """Round to 8 bits, as a decoder writing a PNG would: float in [0, 1] → float on the 1/255 grid."""
+    return img.float().clamp(0, 1).mul(255).round().div(255)
+
+
+def measure(x: torch.Tensor, recs: torch.Tensor, lpips_weights=None) -> dict[str, torch.Tensor]:
+    """Original (C, H, W) and P reconstructions (P, C, H, W), in [0, 1] → {metric: (P,)}."""
+    xs = x.unsqueeze(0).expand_as(recs)
+    small = min(x.shape[-2:]) <= MIN_SIDE
+    return {
+        "psnr": psnr(xs, recs),
+        "ms_ssim_db": torch.full((len(recs),), math.nan) if small else ms_ssim_db(xs, recs),
+        "lpips": lpips_distance(xs, recs, lpips_weights),
+    }
+
+
+def _finite(v: Any) -> Any:
+    return v if not isinstance(v, float) or math.isfinite(v) else None
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def average_points(rows: list[dict], codecs: list[RDCodec]) -> dict[str, list[dict]]:
+    """Per-image rows → {codec: [one point per quality: the mean over images of each measure]}."""
+    out = {}
+    for c in codecs:
+        points = []
+        for q in c.qualities:
+            sel = [r for r in rows if r["codec"] == c.name and r["quality"] == q]
+            point = {"quality": q, "images": len(sel)}
+            for key in METRICS + ("bytes", "encode_s", "decode_s"):
+                point[key] = float(np.mean([r[key] for r in sel]))
+            points.append(point)
+        out[c.name] = points
+    return out
+
+
+def bd_table(points: Mapping[str, list[dict]]) -> dict[str, dict[str, dict[str, float | None]]]:
+    """{anchor: {codec: {bd_rate_psnr %, bd_rate_ms_ssim_db %, bd_psnr dB}}} for each anchor of
+    :data:`ANCHORS` that was evaluated; a pair without overlapping curves gets None."""
+    table: dict[str, dict[str, dict[str, float | None]]] = {}
+    for anchor in ANCHORS:
+        if anchor not in points:
+            continue
+        a = points[anchor]
+        table[anchor] = {}
+        for name, pts in points.items():
+            if name == anchor:
+                continue
+            entry: dict[str, float | None] = {}
+            for key, fn, metric in (("bd_rate_psnr", bd_rate, "psnr"), ("bd_rate_ms_ssim_db", bd_rate, "ms_ssim_db"), ("bd_psnr", bd_psnr, "psnr")):
+                try:
+                    entry[key] = fn([p["bpp"] for p in a], [p[metric] for p in a], [p["bpp"] for p in pts], [p[metric] for p in pts])
+                except UserError:
+                    entry[key] = None
+            table[anchor][name] = entry
+    return table
+
+
+def markdown_table(table: Mapping[str, Mapping[str, Mapping[str, float | None]]], codecs: Sequence[str]) -> str:
+    """The BD-rate table as Markdown: one row per codec, PSNR and MS-SSIM columns per anchor."""
+    if not table:
+        return "(no BD-rate table: neither JPEG nor AVIF was evaluated)"
+    cols = [(a, k, f"BD-rate {m} vs {a.upper()}") for a in table for k, m in (("bd_rate_psnr", "PSNR"), ("bd_rate_ms_ssim_db", "MS-SSIM"))]
+    lines = ["| codec | " + " | ".join(c[2] for c in cols) + " |", "|---|" + "---:|" * len(cols)]
+    for name in codecs:
+        cells = []
+        for anchor, key, _ in cols:
+            v = table[anchor].get(name, {}).get(key) if name != anchor else 0.0
+            cells.append("anchor" if name == anchor else "n/a" if v is None else f"{v:+.1f} %")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_curves(points: Mapping[str, list[dict]], out_dir: Path, title: str) -> list[Path]:
+    """One PNG per measure of :data:`PLOTS`: each codec's mean points against bpp."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from shared.plotting import save_figure
+
+    paths = []
+    for metric, (fname, label) in PLOTS.items():
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        for name, pts in points.items():
+            ax.plot([p["bpp"] for p in pts], [p[metric] for p in pts], marker="o", ms=3, label=name)
+        ax.set(xlabel="bits per pixel", ylabel=label, title=title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        paths.append(save_figure(fig, out_dir / fname))
+    return paths
+
+
+@dataclass
+class EvalResult:
+    """What :func:`evaluate` wrote: the averaged ``points``, the ``bd`` table, ``skipped`` codecs,
+    the Markdown ``table`` and the ``files``."""
+
+    points: dict[str, list[dict]]
+    bd: dict
+    skipped: dict[str, str]
+    table: str
+    files: list[Path] = field(default_factory=list)
+
+
+def evaluate(
+    data_dir: str | Path,
+    codecs: Sequence[str] = ALL_CODECS,
+    out_dir: str | Path = "rd_eval",
+    qualities: Mapping[str, Sequence[float]] | None = None,
+    model: str | None = None,
+    limit: int | None = None,
+    threads: int = 1,
+    lpips_weights: str | Path | None = None,
+    allow_download: bool | None = None,
+    progress: bool = True,
+) -> EvalResult:
+    """Evaluate ``codecs`` on the images of ``data_dir`` (the first ``limit``) and write the files
+    of the module doc into ``out_dir``. ``qualities`` overrides a codec's settings; ``model`` names
+    the learned codec for ``ours``; ``threads`` caps the encoders' threads (AVIF, JPEG XL)."""
+    from tqdm.auto import tqdm
+
+    files = list_images(data_dir)[: limit or None]
+    runnable, skipped = resolve_codecs(codecs, model, qualities, threads)
+    if not runnable:
+        raise UserError("no codec can run here: " + "; ".join(f"{n}: {r}" for n, r in skipped.items()))
+    lpips_model(lpips_weights, allow_download)  # find the LPIPS weights before any encoding
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    rows: list[dict] = []
+    bar = tqdm(total=len(files) * sum(len(c.qualities) for c in runnable), desc="rd eval", unit="pt", disable=not progress)
+    for path in files:
+        x = load_image(path, "RGB")
+        pixels = x.shape[1] * x.shape[2]
+        for c in runnable:
+            recs, found = [], []
+            for q in c.qualities:
+                bar.set_postfix_str(f"{path.name} {c.name} {q:g}")
+                t0 = time.perf_counter()
+                data = c.encode(x, q)
+                t1 = time.perf_counter()
+                rec = c.decode(data)
+                t2 = time.perf_counter()
+                if rec.shape != x.shape:
+                    raise UserError(f"codec {c.name} decoded {path.name} at quality {q:g} to shape {tuple(rec.shape)}, not {tuple(x.shape)}")
+                recs.append(quantize(rec))
+                found.append({"image": path.name, "codec": c.name, "quality": q, "bytes": len(data), "bpp": 8.0 * len(data) / pixels,
+                              "encode_s": t1 - t0, "decode_s": t2 - t1})
+                bar.update(1)
+            scores = measure(x, torch.stack(recs), lpips_weights)
+            for i, row in enumerate(found):
+                rows.append({**row, **{k: float(v[i]) for k, v in scores.items()}})
+    bar.close()
+
+    order = ["image", "codec", "quality", "bytes", "bpp", "psnr", "ms_ssim_db", "lpips", "encode_s", "decode_s"]
+    _write_csv(out / "per_image.csv", [{k: r[k] for k in order} for r in rows])
+    points = average_points(rows, runnable)
+    _write_csv(out / "points.csv", [{"codec": n, **p} for n, pts in points.items() for p in pts])
+    summary = {
+        "data": str(data_dir), "images": len(files),
+        "codecs": {c.name: {"setting": c.setting, "points": [{k: _finite(v) for k, v in p.items()} for p in points[c.name]]} for c in runnable},
+        "skipped": skipped,
+    }
+    (out / "points.json").write_text(json.dumps(summary, indent=2))
+    bd = bd_table(points)
+    (out / "bd_rate.json").write_text(json.dumps(bd, indent=2))
+    table = markdown_table(bd, [c.name for c in runnable])
+    (out / "bd_rate.md").write_text(table + "\n")
+    plots = plot_curves(points, out, f"{Path(data_dir).name} ({len(files)} images)")
+    written = [out / n for n in ("per_image.csv", "points.csv", "points.json", "bd_rate.json", "bd_rate.md")] + plots
+    return EvalResult(points, bd, skipped, table, written)
+
+
+def _quality_override(text: str) -> tuple[str, tuple[float, ...]]:
+    name, sep, values = text.partition("=")
+    try:
+        qs = tuple(float(v) for v in values.split(",") if v.strip())
+    except ValueError:
+        qs = ()
+    if not sep or not qs:
+        raise argparse.ArgumentTypeError(f"expected CODEC=Q1,Q2,... (e.g. jpeg=10,30,50), got {text!r}")
+    return name.strip(), qs
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The ``compress eval`` options."""
+    parser.add_argument("--data", type=Path, default=None, help="folder of test images (default: $ENSO_DATA/kodak)")
+    parser.add_argument("--codecs", default=",".join(ALL_CODECS), help=f"comma-separated, from {','.join(ALL_CODECS)} (default: all)")
+    parser.add_argument("-o", "--out", type=Path, required=True, help="output folder (CSV, JSON, PNG plots, BD-rate table)")
+    parser.add_argument("--model", default=None, help=f"the learned codec for 'ours': a shipped codec name or an exported run folder (default {DEFAULT_OURS_MODEL})")
+    parser.add_argument("--quality", type=_quality_override, action="append", default=[], metavar="CODEC=Q1,Q2,...",
+                        help="override a codec's quality settings (repeatable); ours takes values in [0, 1]")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
+    parser.add_argument("--threads", type=int, default=1, help="torch and encoder threads (default 1)")
+    parser.add_argument("--lpips-weights", type=Path, default=None, help="AlexNet weights for LPIPS (default: see shared.metrics.perceptual)")
+    parser.add_argument("--allow-download", action="store_true", default=None, help="let LPIPS download torchvision's AlexNet weights if none are found")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    return parser
+
+
+def run_eval(ns: argparse.Namespace) -> EvalResult:
+    """Run ``compress eval`` from parsed options; prints the BD-rate table and where the files went."""
+    if ns.threads < 1:
+        raise UserError(f"--threads must be at least 1, got {ns.threads}")
+    if ns.limit is not None and ns.limit < 1:
+        raise UserError(f"--limit must be at least 1, got {ns.limit}")
+    torch.set_num_threads(ns.threads)
+    names = [n.strip() for n in ns.codecs.split(",") if n.strip()]
+    result = evaluate(resolve_data_dir("kodak", ns.data), names, ns.out, dict(ns.quality), ns.model, ns.limit, ns.threads,
+                      ns.lpips_weights, ns.allow_download, ns.progress)
+    for name, reason in result.skipped.items():
+        print(f"skipped {name}: {reason}")
+    print(result.table)
+    print(f"wrote {', '.join(p.name for p in result.files)} to {ns.out}")
+    return result

@@ -1,0 +1,74 @@
+"""File-level encode and decode for the ``compress`` command: inputs, outputs, progress, no clobbering."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from tqdm import tqdm
+
+from shared.config import atomic_write_bytes
+from shared.data.images import EXTENSIONS, list_images, load_image, save_image
+from shared.errors import UserError
+
+from .codec import Codec
+from .container import parse
+
+SUFFIX = ".enso"
+
+
+def _expand(inputs: list[Path], want: str) -> list[tuple[Path, Path]]:
+    """(file, path relative to its input root) for every input file; folders are walked."""
+    pairs = []
+    for p in inputs:
+        if p.is_dir():
+            files = list_images(p) if want == "image" else sorted(p.rglob(f"*{SUFFIX}"))
+            if not files:
+                raise UserError(f"folder {p} holds no {SUFFIX} files")
+            pairs += [(f, f.relative_to(p)) for f in files]
+        elif p.is_file():
+            pairs.append((p, Path(p.name)))
+        else:
+            raise UserError(f"input {p} does not exist")
+    return pairs
+
+
+def _targets(pairs: list[tuple[Path, Path]], out: Path, suffix: str, force: bool) -> list[tuple[Path, Path]]:
+    single = len(pairs) == 1 and not out.is_dir() and out.suffix != ""
+    jobs = [(src, out if single else out / rel.with_suffix(suffix)) for src, rel in pairs]
+    if not force:
+        existing = [str(dst) for _, dst in jobs if dst.exists()]
+        if existing:
+            raise UserError(f"{existing[0]} exists{f' (and {len(existing) - 1} more)' if len(existing) > 1 else ''}; pass --force to overwrite")
+    return jobs
+
+
+def encode_files(inputs: list[Path], out: Path, model: str, quality: float, target_bpp: float | None, force: bool) -> None:
+    """Encode every image of ``inputs`` into ``out`` (a file for one input, else a folder)."""
+    jobs = _targets(_expand(inputs, "image"), out, SUFFIX, force)
+    codec = Codec.load(model)
+    if target_bpp is not None and target_bpp <= 0:
+        raise UserError(f"--target-bpp must be positive, not {target_bpp}")
+    for src, dst in tqdm(jobs, desc="encode", unit="img", disable=len(jobs) == 1):
+        img = load_image(src, "auto")
+        data = codec.encode_to_bpp(img, target_bpp) if target_bpp is not None else codec.encode(img, quality)
+        atomic_write_bytes(dst, data)
+        bpp = len(data) * 8 / (img.shape[1] * img.shape[2])
+        if len(jobs) == 1:
+            print(f"{src} → {dst}: {len(data):,} bytes, {bpp:.3f} bpp")
+
+
+def decode_files(inputs: list[Path], out: Path, model: str | None, force: bool) -> None:
+    """Decode every ``.enso`` file of ``inputs`` to PNG in ``out`` (a file for one input, else a folder)."""
+    jobs = _targets(_expand(inputs, "enso"), out, ".png", force)
+    if len(jobs) == 1 and out.suffix and out.suffix.lower() not in EXTENSIONS:
+        raise UserError(f"output {out} is not an image file name; use .png")
+    codecs: dict[str, Codec] = {}
+    for src, dst in tqdm(jobs, desc="decode", unit="img", disable=len(jobs) == 1):
+        data = src.read_bytes()
+        header, _ = parse(data, str(src))
+        name = model or header.model_id
+        if name not in codecs:
+            codecs[name] = Codec.load(name)
+        img = codecs[name].decode(data, str(src))
+        save_image(img, dst)
+        if len(jobs) == 1:
+            print(f"{src} → {dst}: {img.shape[2]}×{img.shape[1]}")
