@@ -1,0 +1,174 @@
+"""The codec's file format and round trips, on a small randomly initialised codec (no shipped weights needed)."""
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from compress.codec import Codec
+from compress.container import MAGIC, Header, pack, parse, quality_code
+from shared import registry
+from shared.errors import UserError
+from shared.trainer import seed_everything
+
+
+@pytest.fixture(scope="module")
+def codec() -> Codec:
+    seed_everything(0)
+    model = registry.build("mean_scale", {"N": 32, "M": 48})
+    with torch.no_grad():  # untrained latents are tiny: spread the gains so quality spans real rates
+        levels = torch.linspace(1.0, 5.0, model.log_gain.shape[0]).unsqueeze(1)
+        model.log_gain.copy_(levels.expand_as(model.log_gain))
+        model.log_inv_gain.copy_(-levels.expand_as(model.log_gain))
+    return Codec(model)
+
+
+def image(c: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(c, h // 8 + 1, w // 8 + 1, generator=g)
+    return torch.nn.functional.interpolate(base[None], size=(h, w), mode="bilinear")[0].clamp(0, 1)
+
+
+@pytest.mark.parametrize("c,h,w", [(3, 64, 64), (3, 37, 101), (1, 50, 70), (4, 33, 65), (3, 1, 1)])
+def test_round_trip_any_size_and_mode(codec, c, h, w):
+    x = image(c, h, w)
+    data = codec.encode(x, 0.7)
+    y = codec.decode(data)
+    assert y.shape == x.shape
+    assert torch.equal(y, (y * 255).round() / 255)  # 8-bit values
+    if c == 4:  # alpha is lossless
+        assert torch.equal(y[3], (x[3] * 255).round() / 255)
+
+
+def test_decoding_is_deterministic_across_thread_counts(codec):
+    x = image(3, 96, 160)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        data1 = codec.encode(x, 0.5)
+        out1 = codec.decode(data1)
+        torch.set_num_threads(2)
+        data2 = codec.encode(x, 0.5)
+        out2 = codec.decode(data1)
+        torch.set_num_threads(1)
+        out3 = codec.decode(data2)
+    finally:
+        torch.set_num_threads(threads)
+    assert data1 == data2
+    assert torch.equal(out1, out2) and torch.equal(out1, out3)
+
+
+def test_tiled_transforms_match_the_whole_image(codec):
+    x = image(3, 192, 256)
+    whole = codec.analyse(x)
+    codec.tile = 64
+    try:
+        tiles = codec.analyse(x)
+    finally:
+        codec.tile = Codec.tile
+    torch.testing.assert_close(tiles, whole, atol=2e-2, rtol=0)
+
+
+def test_quality_orders_rate(codec):
+    x = image(3, 128, 128)
+    sizes = [len(codec.encode(x, q)) for q in (0.0, 0.5, 1.0)]
+    assert sizes[0] < sizes[1] < sizes[2]
+
+
+def test_target_bpp_bisection(codec):
+    x = image(3, 128, 128)
+    hi = len(codec.encode(x, 1.0)) * 8 / 128**2
+    lo = len(codec.encode(x, 0.0)) * 8 / 128**2
+    target = (hi + lo) / 2
+    data = codec.encode_to_bpp(x, target)
+    assert len(data) * 8 / 128**2 <= target
+    assert len(data) * 8 / 128**2 > lo
+
+
+def test_header_round_trip_and_limits():
+    h = Header("RGBA", "mean_scale", b"abcdefgh", quality_code(0.25), 3000, 4000)
+    data = pack(h, [b"z" * 5, b"y" * 9, b"a"])
+    assert parse(data) == (h, [b"z" * 5, b"y" * 9, b"a"])
+    with pytest.raises(UserError, match="quality"):
+        quality_code(1.5)
+
+
+def corrupt_cases(valid: bytes):
+    big = bytearray(valid)
+    big[32:36] = (1_000_000).to_bytes(4, "big")
+    big[36:40] = (1_000_000).to_bytes(4, "big")
+    newer = bytearray(valid)
+    newer[4] = 9
+    flipped = bytearray(valid)
+    flipped[len(valid) // 2] ^= 0x10
+    return {
+        "empty": (b"", "empty"),
+        "truncated": (valid[: len(valid) - 7], "truncated"),
+        "magic": (b"RIFF" + valid[4:], "not an ensō file"),
+        "png": (b"\x89PNG\r\n\x1a\n" + bytes(60), "PNG"),
+        "newer": (bytes(newer), "newer"),
+        "huge": (bytes(big), "pixels"),
+        "flipped": (bytes(flipped), "damaged"),
+    }
+
+
+@pytest.mark.parametrize("case", ["empty", "truncated", "magic", "png", "newer", "huge", "flipped"])
+def test_bad_files_are_one_line_errors(codec, case):
+    data, message = corrupt_cases(codec.encode(image(3, 40, 40), 0.5))[case]
+    with pytest.raises(UserError, match=message):
+        codec.decode(data)
+
+
+def test_fuzz_random_mutations_never_crash(codec):
+    """Thousands of mutated files: each decodes or raises UserError, nothing else."""
+    valid = codec.encode(image(3, 64, 64), 0.5)
+    rng = random.Random(0)
+    outcomes = {"decoded": 0, "refused": 0}
+    for _ in range(3000):
+        data = bytearray(valid)
+        for _ in range(rng.randint(1, 4)):
+            kind = rng.random()
+            i = rng.randrange(len(data))
+            if kind < 0.6:
+                data[i] = rng.randrange(256)
+            elif kind < 0.8:
+                del data[i:]
+                if not data:
+                    break
+            else:
+                data[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+        try:
+            codec.decode(bytes(data))
+            outcomes["decoded"] += 1
+        except UserError:
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 2900  # the CRC catches nearly every mutation
+
+
+def test_mutations_behind_a_valid_crc_never_crash(codec):
+    """Mutate the payload and re-seal the CRC: the entropy decoder itself must cope."""
+    valid = codec.encode(image(3, 64, 64), 0.5)
+    header, sections = parse(valid)
+    rng = random.Random(1)
+    for _ in range(200):
+        secs = [bytearray(s) for s in sections]
+        s = secs[rng.randrange(2)]
+        if s:
+            s[rng.randrange(len(s))] = rng.randrange(256)
+        try:
+            out = codec.decode(pack(header, [bytes(x) for x in secs]))
+            assert out.shape == (3, 64, 64)
+        except UserError:
+            pass
+
+
+def test_cli_refuses_bad_input_without_creating_output(tmp_path):
+    bad = tmp_path / "bad.enso"
+    bad.write_bytes(MAGIC + bytes(3))
+    out = tmp_path / "out.png"
+    proc = subprocess.run([sys.executable, "-m", "compress.cli", "decode", str(bad), "-o", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "truncated" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
