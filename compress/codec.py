@@ -121,6 +121,12 @@ class Codec:
         scales, means = (params.chunk(2, 1) if self.model.predicts_mean else (params, None))
         return scales, means
 
+    def _indexes(self, scales: torch.Tensor) -> torch.Tensor:
+        """CDF index per scale: the same as ``GaussianConditional.build_indexes`` (the number of table
+        entries below the scale, capped at the last), in one ``searchsorted`` instead of a pass per entry."""
+        table = self.model.gaussian_conditional.scale_table[:-1].to(scales.dtype)
+        return torch.searchsorted(table, scales.contiguous(), right=False).int()
+
     def _gains(self, code: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.model.gains(torch.tensor([code / 65535.0]))
 
@@ -156,7 +162,7 @@ class Codec:
             z_hat = eb.decompress(z_strings, z.shape[-2:])
             scales, means = self._hyper_synthesis(z_hat)
             gc = self.model.gaussian_conditional
-            indexes = gc.build_indexes(scales)
+            indexes = self._indexes(scales)
             y_strings = gc.compress(y.double(), indexes, means=means)
         return [z_strings[0], y_strings[0]]
 
@@ -207,7 +213,7 @@ class Codec:
         with torch.autocast("cpu", enabled=False):
             z_hat = eb.decompress([sections[0]], (hp // STRIDE, wp // STRIDE))
             scales, means = self._hyper_synthesis(z_hat)
-            indexes = gc.build_indexes(scales)
+            indexes = self._indexes(scales)
             y_hat = gc.decompress([sections[1]], indexes, means=means).float()
         _, inv_gain = self._gains(header.quality_code)
         x = tiled(lambda t: self._net(self.model.g_s, t), y_hat * inv_gain, 16, self.tile // 16, 8, 4)

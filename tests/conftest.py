@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+torch.set_num_threads(1)  # tests use tiny models; more threads only add overhead
 
 
 def shared_data(name: str) -> Path:

@@ -172,3 +172,11 @@ def test_cli_refuses_bad_input_without_creating_output(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "compress.cli", "decode", str(bad), "-o", str(out)], capture_output=True, text=True)
     assert proc.returncode == 2 and "truncated" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+def test_fast_index_lookup_equals_compressai(codec):
+    gc = codec.model.gaussian_conditional
+    table = gc.scale_table.double()
+    scales = torch.cat([torch.rand(5000, dtype=torch.float64) * 300, table, table.nextafter(torch.tensor(0.0, dtype=torch.float64)), torch.tensor([0.0, 1e9], dtype=torch.float64)])
+    scales = scales.view(1, 1, -1, 1)
+    assert torch.equal(codec._indexes(scales), gc.build_indexes(scales))

@@ -10,9 +10,14 @@ Two ways to make the code sparse:
   penalty blind to rescaling (shrinking ``z`` while growing the decoder would otherwise dodge it).
 
 With ``widths = ()`` encoder and decoder are single linear maps (the classic dictionary-learning
-setup: the decoder's columns are the dictionary atoms); otherwise they are the MLP or conv
-networks of :mod:`.nets`. Inputs are vectors ``(B, D)`` or images ``(B, C, H, W)``, in [0, 1];
-the decoder ends in a sigmoid and is trained on squared error (or BCE) summed over features.
+setup: the decoder's columns are the dictionary atoms), the encoder initialised as the decoder's
+transpose; otherwise they are the MLP or conv networks of :mod:`.nets`. With ``center`` the encoder
+sees ``x − m``, ``m`` the mean of the first training batch (averaged over ranks), kept as a buffer:
+on uncentred data such as digits a few latents otherwise win every example and the rest die.
+(Both as in Gao et al. 2024, who centre by a learned bias and tie the initialisation.)
+
+Inputs are vectors ``(B, D)`` or images ``(B, C, H, W)``, in [0, 1]; the decoder ends in a
+sigmoid and is trained on squared error (or BCE) summed over features.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from .. import distributed
 from ..errors import UserError
 from ..metrics.codebook import dead_fraction, mean_l0
 from ..model import TrainableModel
@@ -40,6 +46,7 @@ class SparseAEConfig:
     k: int = field(default=8, metadata={"help": "active latents per example (topk)"})
     l1_weight: float = field(default=0.05, metadata={"help": "weight of the L1 penalty (l1)"})
     recon: Literal["mse", "bce"] = field(default="mse", metadata={"help": "reconstruction loss on [0, 1] data"})
+    center: bool = field(default=True, metadata={"help": "encode x minus the first training batch's mean"})
 
 
 def topk_relu(pre: torch.Tensor, k: int) -> torch.Tensor:
@@ -80,6 +87,18 @@ class SparseAE(TrainableModel):
             self.decoder: nn.Module = Decoder(config.input_shape, config.widths, config.latent_dim)
         else:
             self.decoder = LinearDecoder(config.input_shape, config.latent_dim)
+            with torch.no_grad():  # tied initialisation: encoder = decoderᵀ
+                self.encoder.head.weight.copy_(self.decoder.head.weight.t())
+                self.encoder.head.bias.zero_()
+        self.register_buffer("input_mean", torch.zeros(config.input_shape))
+        self.register_buffer("centred", torch.zeros((), dtype=torch.bool))
+
+    @torch.no_grad()
+    def _set_input_mean(self, x: torch.Tensor) -> None:
+        """Centre the encoder's input on the mean of ``x`` (B, *input_shape), averaged over ranks."""
+        mean = distributed.all_reduce_sum(x.float().mean(0)) / distributed.world_size()
+        self.input_mean.copy_(mean)
+        self.centred.fill_(True)
 
     def decoder_column_norms(self) -> torch.Tensor:
         """(latent_dim,): the norm of each latent's weight column in the decoder's first linear layer."""
@@ -89,7 +108,7 @@ class SparseAE(TrainableModel):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, *input_shape) in [0, 1] → sparse codes (B, latent_dim), nonnegative."""
-        pre = self.encoder(x).float()
+        pre = self.encoder(x - self.input_mean.to(x.dtype)).float()
         if self.config.sparsity == "topk":
             return topk_relu(pre, self.config.k)
         return torch.relu(pre)
@@ -105,6 +124,8 @@ class SparseAE(TrainableModel):
 
     def training_step(self, batch, optimizer: str) -> dict[str, torch.Tensor]:
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        if self.config.center and not bool(self.centred):
+            self._set_input_mean(x)
         z = self.encode(x)
         recon = reconstruction_loss(self.decoder(z), x, self.config.recon)
         out = {"recon": recon.detach(), "l0": mean_l0(z), "dead_fraction": dead_fraction(z)}

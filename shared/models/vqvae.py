@@ -101,7 +101,8 @@ class VectorQuantizer(nn.Module):
         pick = torch.randperm(n)[:n_dead] if n >= n_dead else torch.randint(0, n, (n_dead,))
         fresh = flat[pick.to(flat.device)].clone()
         if distributed.world_size() > 1:  # everyone takes rank 0's draw
-            fresh.mul_(float(distributed.is_main()))
+            if not distributed.is_main():
+                fresh.zero_()
             distributed.all_reduce_sum(fresh)
         self.codebook[dead] = fresh
         self.cluster_size[dead] = self.dead_threshold
