@@ -120,11 +120,12 @@ class ClassicalCodec:
 
 
 def classical_codec(name: str, qualities: tuple[float, ...] | None = None, threads: int = 1) -> ClassicalCodec:
-    """Codec ``name`` with ``qualities`` (default :data:`DEFAULT_QUALITIES`); a missing library is a UserError."""
+    """Codec ``name`` with ``qualities`` (default :data:`DEFAULT_QUALITIES`; sorted, repeats dropped);
+    a missing library is a UserError."""
     reason = unavailable_reason(name)
     if reason is not None:
         raise UserError(f"codec {name} is unavailable: {reason}")
-    qualities = tuple(float(q) for q in (qualities or DEFAULT_QUALITIES[name]))
+    qualities = tuple(sorted({float(q) for q in (qualities or DEFAULT_QUALITIES[name])}))
     if name == "jpeg2000" and any(q <= 0 for q in qualities):
         raise UserError(f"jpeg2000 settings are target bits per pixel and must be positive, got {qualities}")
     return ClassicalCodec(name, qualities, threads)  # type: ignore[arg-type]

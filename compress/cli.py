@@ -18,9 +18,9 @@ from shared.errors import UserError, run_cli
 from shared.registry import build, make_config
 from shared.trainer import TrainConfig, Trainer, seed_everything
 
-from .models.hyperprior import HyperpriorConfig
+from .models.base import CodecConfig
 
-CODECS = ("mean_scale", "hyperprior")
+CODECS = ("mean_scale", "hyperprior", "factorized")
 #: the training defaults that differ from the trainer's (Minnen/CompressAI-style recipe, shortened)
 TRAIN_DEFAULTS = {"steps": 6000, "batch_size": 8, "lr": 5e-4, "lr_schedule": "linear", "decay_start": 0.6, "ckpt_every": 100, "grad_clip": 1.0}
 
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", choices=CODECS, default="mean_scale")
     t.add_argument("--crop", type=int, default=256, help="random crop size (divisible by 64)")
     t.add_argument("--resume", action="store_true", help="continue the run in --run")
-    add_config_args(t, HyperpriorConfig, prefix="model_")
+    add_config_args(t, CodecConfig, prefix="model_")
     add_config_args(t, TrainConfig, defaults=TRAIN_DEFAULTS)
     return parser
 
@@ -58,7 +58,7 @@ def train(ns: argparse.Namespace) -> None:
     import dataclasses
 
     cfg = config_from_args(TrainConfig, ns, base=dataclasses.replace(TrainConfig(), **TRAIN_DEFAULTS))
-    model_cfg = config_from_args(HyperpriorConfig, ns, prefix="model_", base=make_config(ns.model))
+    model_cfg = config_from_args(CodecConfig, ns, prefix="model_", base=make_config(ns.model))
     data = ImageFolder(ns.data, crop=ns.crop, mode="RGB")
     seed_everything(cfg.seed)
     model = build(ns.model, model_cfg)

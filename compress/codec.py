@@ -6,11 +6,10 @@
 * RGB, grey (coded as RGB, returned as one channel) and RGBA (alpha stored losslessly);
 * large images in tiles with overlap, so memory stays bounded and no seams appear: a tile's
   margin covers the transforms' receptive field, so each latent equals the whole-image one;
-* determinism: everything the decoder derives its entropy-model parameters from (the
-  hyper-latent, the hyper-synthesis ``h_s`` and the scale-to-CDF index) runs in float64 on one
-  thread, so a file decodes identically under any thread count and in any process. The large
-  transforms run bf16 + channels_last where the CPU has native bf16 (thread-count invariant in
-  oneDNN's channels_last kernels, which the tests check).
+* determinism: the entropy model's parameters are derived on an exact path (see
+  :mod:`compress.models.hyperprior`), so a file decodes identically under any thread count and in
+  any process. The large transforms run bf16 + channels_last where the CPU has native bf16
+  (thread-count invariant in oneDNN's channels_last kernels, which the tests check).
 
 Images are float tensors (C, H, W) in [0, 1], C ∈ {1, 3, 4}.
 """
@@ -44,17 +43,6 @@ def weights_hash(model: torch.nn.Module) -> bytes:
     return h.digest()[:8]
 
 
-class _OneThread:
-    """Run a block on one torch thread (restoring the previous count)."""
-
-    def __enter__(self):
-        self.n = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.n)
-
-
 def tiled(fn, x: torch.Tensor, scale: float, tile: int, margin: int, align: int) -> torch.Tensor:
     """Apply a translation-equivariant conv net ``fn`` to ``x`` (1, C, H, W) in overlapping tiles.
 
@@ -85,7 +73,7 @@ class Codec:
 
     def __init__(self, model, fast: bool | None = None):
         self.model = model.cpu().eval()
-        if self.model.gaussian_conditional._quantized_cdf.numel() == 0:
+        if any(getattr(m, "_quantized_cdf", torch.ones(1)).numel() == 0 for m in self.model.modules()):
             self.model.update(force=True)
         self.model_id = model.registry_name
         self.hash = weights_hash(self.model)
@@ -111,21 +99,6 @@ class Codec:
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 return net(x.contiguous(memory_format=torch.channels_last)).float().contiguous()
         return net(x).float()
-
-    def _hyper_synthesis(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Entropy parameters from the hyper-latent: float64, one thread, so every decoder agrees."""
-        h_s = self.model.h_s
-        with _OneThread(), torch.autocast("cpu", enabled=False):
-            params = h_s.double()(z_hat.double())
-            h_s.float()
-        scales, means = (params.chunk(2, 1) if self.model.predicts_mean else (params, None))
-        return scales, means
-
-    def _indexes(self, scales: torch.Tensor) -> torch.Tensor:
-        """CDF index per scale: the same as ``GaussianConditional.build_indexes`` (the number of table
-        entries below the scale, capped at the last), in one ``searchsorted`` instead of a pass per entry."""
-        table = self.model.gaussian_conditional.scale_table[:-1].to(scales.dtype)
-        return torch.searchsorted(table, scales.contiguous(), right=False).int()
 
     def _gains(self, code: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.model.gains(torch.tensor([code / 65535.0]))
@@ -154,17 +127,8 @@ class Codec:
     @torch.no_grad()
     def _code(self, y_raw: torch.Tensor, code: int) -> list[bytes]:
         gain, _ = self._gains(code)
-        y = y_raw * gain
         with torch.autocast("cpu", enabled=False):
-            z = self.model.h_a(y)
-            eb = self.model.entropy_bottleneck
-            z_strings = eb.compress(z)
-            z_hat = eb.decompress(z_strings, z.shape[-2:])
-            scales, means = self._hyper_synthesis(z_hat)
-            gc = self.model.gaussian_conditional
-            indexes = self._indexes(scales)
-            y_strings = gc.compress(y.double(), indexes, means=means)
-        return [z_strings[0], y_strings[0]]
+            return self.model.compress_latent(y_raw * gain)
 
     def encode(self, img: torch.Tensor, quality: float = 0.5) -> bytes:
         """Image (C, H, W) in [0, 1] → ``.enso`` bytes at ``quality`` in [0, 1] (higher: more bits)."""
@@ -204,17 +168,13 @@ class Codec:
             raise UserError(f"{name} was encoded with codec {header.model_id!r}; decode it with --model {header.model_id}")
         if header.weights_hash != self.hash:
             raise UserError(f"{name} was encoded with other {header.model_id!r} weights (hash {header.weights_hash.hex()}, have {self.hash.hex()})")
-        expected = 3 if header.mode == "RGBA" else 2
+        expected = self.model.sections + (header.mode == "RGBA")
         if len(sections) != expected:
             raise UserError(f"{name} has {len(sections)} payload sections, expected {expected}; the file is damaged")
         H, W = header.height, header.width
         hp, wp = H + (-H % STRIDE), W + (-W % STRIDE)
-        eb, gc = self.model.entropy_bottleneck, self.model.gaussian_conditional
         with torch.autocast("cpu", enabled=False):
-            z_hat = eb.decompress([sections[0]], (hp // STRIDE, wp // STRIDE))
-            scales, means = self._hyper_synthesis(z_hat)
-            indexes = self._indexes(scales)
-            y_hat = gc.decompress([sections[1]], indexes, means=means).float()
+            y_hat = self.model.decompress_latent(sections[: self.model.sections], (hp // 16, wp // 16))
         _, inv_gain = self._gains(header.quality_code)
         x = tiled(lambda t: self._net(self.model.g_s, t), y_hat * inv_gain, 16, self.tile // 16, 8, 4)
         rgb = x[0, :, :H, :W].clamp(0, 1).mul(255).round().div(255)
@@ -222,7 +182,7 @@ class Codec:
             return rgb.mean(0, keepdim=True).mul(255).round().div(255)
         if header.mode == "RGBA":
             try:
-                alpha = zlib.decompress(sections[2], bufsize=H * W)
+                alpha = zlib.decompress(sections[-1], bufsize=H * W)
             except zlib.error:
                 raise UserError(f"{name} has a damaged alpha channel") from None
             if len(alpha) != H * W:

@@ -37,7 +37,7 @@ import torch
 from shared.data.images import list_images, load_image
 from shared.errors import UserError
 from shared.metrics.image import psnr
-from shared.metrics.perceptual import lpips_distance, lpips_model
+from shared.metrics.perceptual import lpips_distance, lpips_model, resolve_alexnet_weights
 from shared.metrics.rate_distortion import bd_psnr, bd_rate
 from shared.metrics.structural import MIN_SIDE, ms_ssim_db
 from shared.paths import data_dir as resolve_data_dir
@@ -69,7 +69,7 @@ class RDCodec:
 
 def ours_qualities(qualities: Sequence[float] | None = None) -> tuple[float, ...]:
     """The learned codec's quality settings (default :data:`OURS_QUALITIES`), checked to lie in [0, 1]."""
-    qualities = tuple(float(q) for q in (qualities or OURS_QUALITIES))
+    qualities = tuple(sorted({float(q) for q in (qualities or OURS_QUALITIES)}))
     if any(not 0.0 <= q <= 1.0 for q in qualities):
         raise UserError(f"qualities of ours lie in [0, 1], got {qualities}")
     return qualities
@@ -122,8 +122,9 @@ def quantize(img: torch.Tensor) -> torch.Tensor:
     return img.float().clamp(0, 1).mul(255).round().div(255)
 
 
-def measure(x: torch.Tensor, recs: torch.Tensor, lpips_weights=None) -> dict[str, torch.Tensor]:
-    """Original (C, H, W) and P reconstructions (P, C, H, W), in [0, 1] → {metric: (P,)}."""
+def measure(x: torch.Tensor, recs: torch.Tensor, lpips_weights: str | Path | None = None) -> dict[str, torch.Tensor]:
+    """Original (C, H, W) and P reconstructions (P, C, H, W), in [0, 1] → {metric: (P,)}; MS-SSIM is
+    NaN for images too small for its five scales (160 pixels or less on a side)."""
     xs = x.unsqueeze(0).expand_as(recs)
     small = min(x.shape[-2:]) <= MIN_SIDE
     return {
@@ -250,7 +251,8 @@ def evaluate(
     runnable, skipped = resolve_codecs(codecs, model, qualities, threads)
     if not runnable:
         raise UserError("no codec can run here: " + "; ".join(f"{n}: {r}" for n, r in skipped.items()))
-    lpips_model(lpips_weights, allow_download)  # find the LPIPS weights before any encoding
+    lpips_weights = resolve_alexnet_weights(lpips_weights, allow_download)  # before any encoding
+    lpips_model(lpips_weights)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -340,3 +342,16 @@ def run_eval(ns: argparse.Namespace) -> EvalResult:
     print(result.table)
     print(f"wrote {', '.join(p.name for p in result.files)} to {ns.out}")
     return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m compress.evaluate ...``: the same options as ``compress eval``."""
+    parser = argparse.ArgumentParser(prog="compress eval", description="Rate–distortion evaluation of image codecs.")
+    run_eval(add_eval_arguments(parser).parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    from shared.errors import run_cli
+
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,143 @@
+"""What every ensō codec shares: the analysis/synthesis transforms, gain units, and the R–D loss.
+
+A codec maps an image x (B, 3, H, W) in [0, 1] (H, W divisible by 64) to a latent y = g_a(x) of
+M channels at 1/16 resolution, entropy-codes round(y) under a learned model, and decodes
+x̂ = g_s(ŷ). Subclasses supply the entropy model: :meth:`GainedCodec.entropy` for training
+(likelihoods, with CompressAI's additive-noise quantisation proxy) and
+:meth:`~GainedCodec.compress_latent` / :meth:`~GainedCodec.decompress_latent` for real bitstreams.
+
+Variable rate (Cui et al. 2021, gain units): ``lambdas`` trade-offs train at once, each with a
+learned per-channel gain on y and inverse gain before g_s; a quality q in [0, 1] interpolates
+the log-gains between neighbouring levels, so one model covers the whole trained rate range.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from compressai.layers import GDN
+from compressai.models.base import CompressionModel
+from torch import nn
+
+from shared.model import TrainableModel
+
+#: CompressAI's λ for its qualities 1..6 (MSE); our levels span them
+DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483)
+
+
+@dataclass
+class CodecConfig:
+    N: int = field(default=128, metadata={"help": "channels of the transforms"})
+    M: int = field(default=192, metadata={"help": "channels of the latent y"})
+    lambdas: tuple[float, ...] = field(default=DEFAULT_LAMBDAS, metadata={"help": "rate-distortion trade-offs trained at once"})
+    distortion: Literal["mse", "ms-ssim"] = field(default="mse", metadata={"help": "ms-ssim: use λ about 100x larger"})
+    aux_lr: float = 1e-3
+
+
+def conv(cin: int, cout: int, k: int = 5, s: int = 2) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, stride=s, padding=k // 2)
+
+
+def deconv(cin: int, cout: int, k: int = 5, s: int = 2) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(cin, cout, k, stride=s, padding=k // 2, output_padding=s - 1)
+
+
+def analysis(N: int, M: int) -> nn.Sequential:
+    """g_a: (B, 3, H, W) → (B, M, H/16, W/16)."""
+    return nn.Sequential(conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M))
+
+
+def synthesis(N: int, M: int) -> nn.Sequential:
+    """g_s: (B, M, h, w) → (B, 3, 16h, 16w) (unbounded; clamp to [0, 1] for images)."""
+    return nn.Sequential(
+        deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True), deconv(N, 3)
+    )
+
+
+class GainedCodec(TrainableModel, CompressionModel):
+    """Transforms, gains and training for a codec; subclasses add the entropy model."""
+
+    #: bitstream sections the entropy model writes (for the container)
+    sections: int = 1
+
+    def __init__(self, config: CodecConfig):
+        super().__init__()
+        self.config = config
+        N, M, L = config.N, config.M, len(config.lambdas)
+        self.g_a, self.g_s = analysis(N, M), synthesis(N, M)
+        spread = torch.linspace(-0.5, 0.5, L).unsqueeze(1) if L > 1 else torch.zeros(1, 1)
+        self.log_gain = nn.Parameter(spread.repeat(1, M).clone())
+        self.log_inv_gain = nn.Parameter((-spread).repeat(1, M).clone())
+        self.register_buffer("lambdas", torch.tensor(config.lambdas, dtype=torch.float32))
+
+    # -- variable rate ---------------------------------------------------------------------------
+    def gains(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Quality q (B,) in [0, 1] → (gain, inverse gain), each (B, M, 1, 1); q = k/(L-1) is level k exactly."""
+        L = self.log_gain.shape[0]
+        pos = q.float().clamp(0, 1) * (L - 1)
+        lo = pos.floor().long().clamp(max=L - 1)
+        hi = (lo + 1).clamp(max=L - 1)
+        t = (pos - lo.float()).unsqueeze(1)
+        g = (1 - t) * self.log_gain[lo] + t * self.log_gain[hi]
+        ig = (1 - t) * self.log_inv_gain[lo] + t * self.log_inv_gain[hi]
+        return g.exp()[:, :, None, None], ig.exp()[:, :, None, None]
+
+    def level_quality(self, level: torch.Tensor) -> torch.Tensor:
+        return level.float() / max(1, self.log_gain.shape[0] - 1)
+
+    # -- entropy model (subclasses) ----------------------------------------------------------------
+    def entropy(self, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Training path: y (B, M, h, w) fp32 → (ŷ, {name: likelihoods})."""
+        raise NotImplementedError
+
+    def compress_latent(self, y: torch.Tensor) -> list[bytes]:
+        """y (1, M, h, w) → :attr:`sections` byte strings (deterministic, see the subclass)."""
+        raise NotImplementedError
+
+    def decompress_latent(self, strings: list[bytes], size: tuple[int, int]) -> torch.Tensor:
+        """Byte strings + latent size (h, w) → ŷ (1, M, h, w) fp32."""
+        raise NotImplementedError
+
+    # -- the CompressAI protocol -----------------------------------------------------------------
+    def forward(self, x: torch.Tensor, q: torch.Tensor | float = 1.0) -> dict:
+        """``{"x_hat", "likelihoods": {...}}`` at quality ``q`` (a float or (B,) tensor)."""
+        if not torch.is_tensor(q):
+            q = torch.full((x.shape[0],), float(q), device=x.device)
+        gain, inv_gain = self.gains(q)
+        y = self.g_a(x).float() * gain
+        with torch.autocast(x.device.type, enabled=False):
+            y_hat, likelihoods = self.entropy(y)
+        x_hat = self.g_s(y_hat * inv_gain)
+        return {"x_hat": x_hat.float(), "likelihoods": likelihoods}
+
+    # -- training ---------------------------------------------------------------------------------
+    def optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
+        main = [p for n, p in self.named_parameters() if not n.endswith(".quantiles")]
+        aux = [p for n, p in self.named_parameters() if n.endswith(".quantiles")]
+        return {
+            "main": torch.optim.Adam(main, lr=lr, weight_decay=weight_decay),
+            "aux": torch.optim.Adam(aux, lr=self.config.aux_lr),
+        }
+
+    def training_step(self, batch, optimizer: str) -> dict[str, torch.Tensor]:
+        """``main``: λ·D + bpp with a random λ level per image; ``aux``: the bottleneck's quantile loss."""
+        if optimizer == "aux":
+            return {"loss": self.aux_loss()}
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        B, _, H, W = x.shape
+        level = torch.randint(0, len(self.config.lambdas), (B,), device=x.device)
+        out = self(x, self.level_quality(level))
+        bits = sum(torch.log(lik).flatten(1).sum(1) for lik in out["likelihoods"].values()) / -math.log(2)
+        bpp = bits / (H * W)
+        mse = (out["x_hat"] - x.float()).pow(2).flatten(1).mean(1)
+        if self.config.distortion == "mse":
+            dist = 255.0**2 * mse
+        else:
+            from pytorch_msssim import ms_ssim
+
+            dist = 1.0 - ms_ssim(out["x_hat"].clamp(0, 1), x.float(), data_range=1.0, size_average=False)
+        loss = (self.lambdas[level] * dist + bpp).mean()
+        psnr = (10 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean()
+        return {"loss": loss, "bpp": bpp.mean().detach(), "psnr": psnr.detach()}

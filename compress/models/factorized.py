@@ -1,0 +1,30 @@
+"""Factorized prior codec (Ballé et al. 2017): y coded under one learned density per channel."""
+from __future__ import annotations
+
+import torch
+from compressai.entropy_models import EntropyBottleneck
+
+from shared.registry import register
+
+from .base import CodecConfig, GainedCodec
+
+
+@register("factorized", CodecConfig)
+class FactorizedPrior(GainedCodec):
+    """Factorized prior (Ballé et al. 2017) with GDN transforms, gain units for variable rate."""
+
+    sections = 1
+
+    def __init__(self, config: CodecConfig):
+        super().__init__(config)
+        self.entropy_bottleneck = EntropyBottleneck(config.M)
+
+    def entropy(self, y):
+        y_hat, y_lik = self.entropy_bottleneck(y)
+        return y_hat, {"y": y_lik}
+
+    def compress_latent(self, y: torch.Tensor) -> list[bytes]:
+        return self.entropy_bottleneck.compress(y)[:1]
+
+    def decompress_latent(self, strings: list[bytes], size: tuple[int, int]) -> torch.Tensor:
+        return self.entropy_bottleneck.decompress(strings, size).float()
