@@ -1,7 +1,8 @@
 """Device and precision: where a run computes and in which number format.
 
 ``--precision auto`` picks bf16 autocast plus channels_last on hardware with native bf16 (CPUs
-with AVX512-BF16 or AMX, CUDA GPUs of compute capability 8.0 and up) and fp32 elsewhere.
+with AVX512-BF16 or AMX, CUDA GPUs of compute capability 8.0 and up) and fp32 elsewhere; on a
+CPU it keeps fp32 for models without convolutions, where bf16 casts cost more than they save.
 Parameters, optimiser state and losses stay fp32; autocast runs the convolutions and matrix
 products in bf16.
 """
@@ -74,5 +75,7 @@ def resolve_precision(precision: str, device: torch.device, conv_model: bool = T
         raise UserError(f"--precision must be fp32, bf16 or auto, not {precision!r}")
     if precision == "bf16" and not bf16_supported(device) and device.type == "cuda":
         raise UserError("--precision bf16: this GPU has no bf16 support; use --precision fp32")
-    use_bf16 = precision == "bf16" or (precision == "auto" and bf16_supported(device))
+    # auto on a CPU: bf16 pays off for convolutions; small MLPs run faster in fp32 (measured)
+    auto_bf16 = bf16_supported(device) and (conv_model or device.type == "cuda")
+    use_bf16 = precision == "bf16" or (precision == "auto" and auto_bf16)
     return Precision(device, torch.bfloat16 if use_bf16 else None, use_bf16 and conv_model)

@@ -41,9 +41,11 @@ def register(name: str, config_cls: type) -> Callable[[type], type]:
     return wrap
 
 
-def _load_all() -> None:
+def _load_all(only_shared: bool = False) -> None:
     from . import models  # noqa: F401  (registers the autoencoder family)
 
+    if only_shared:
+        return
     for mod in ("compress.models", "translate.models"):
         try:
             __import__(mod)
@@ -58,7 +60,9 @@ def names() -> list[str]:
 
 
 def entry(name: str) -> Entry:
-    _load_all()
+    _load_all(only_shared=True)
+    if name not in _MODELS:  # the codecs and translators import heavier libraries: only on demand
+        _load_all()
     if name not in _MODELS:
         raise UserError(f"unknown model {name!r}; known models: {', '.join(sorted(_MODELS))}")
     return _MODELS[name]

@@ -15,7 +15,7 @@ def example_batch(model, n: int) -> TensorItems:
     if hasattr(cfg, "input_shape"):
         x = torch.rand(n, *cfg.input_shape, generator=g)
     else:
-        x = torch.rand(n, getattr(cfg, "channels", 3), 32, 32, generator=g)
+        x = torch.rand(n, getattr(cfg, "channels", 3), 64, 64, generator=g)  # 64: the codecs downsample by 64
     if hasattr(cfg, "num_classes"):
         return TensorItems(x, torch.randint(0, cfg.num_classes, (n,), generator=g))
     return TensorItems(x)

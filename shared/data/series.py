@@ -96,7 +96,7 @@ def read_timestamp_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def load_nab(name: str, root: str | Path | None = None) -> Series:
     """NAB series ``name`` from ``root`` (default ``$ENSO_DATA/nab``), labelled from combined_windows.json."""
-    root = data_dir("nab", root)
+    root = data_dir("nab", root, option="--nab-dir")
     key = resolve_nab_name(root, name)
     time, values = read_timestamp_csv(root / "data" / key)
     labels_path = root / "labels" / "combined_windows.json"
