@@ -3,6 +3,7 @@
     compress encode photo.png -o photo.enso [--quality 0.5 | --target-bpp 0.3] [--model mean_scale]
     compress encode photos/ -o encoded/           # every image of a folder, with a progress bar
     compress decode photo.enso -o photo.png
+    compress eval --data kodak/ --codecs ours,jpeg,webp,avif,jpeg2000,jxl -o rd/
     compress train --data DIR [--data DIR ...] --run RUN [--model mean_scale] [--crop 256] [--steps N] [--resume]
 """
 from __future__ import annotations
@@ -36,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     rate.add_argument("--target-bpp", type=float, help="largest file at or under this many bits per pixel")
     e.add_argument("--model", default="mean_scale", help="shipped codec name or trained run folder")
     e.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    from .evaluate import add_eval_arguments
+
+    add_eval_arguments(sub.add_parser("eval", help="rate–distortion evaluation of codecs on a folder of images"))
     d = sub.add_parser("decode", help=".enso files → PNG images")
     d.add_argument("inputs", nargs="+", type=Path, help=".enso files or folders")
     d.add_argument("-o", "--out", type=Path, required=True, help="output .png (one input) or folder")
@@ -74,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .io import encode_files
 
         encode_files(ns.inputs, ns.out, ns.model, ns.quality, ns.target_bpp, ns.force)
+    elif ns.command == "eval":
+        from .evaluate import run_eval
+
+        run_eval(ns)
     elif ns.command == "decode":
         from .io import decode_files
 

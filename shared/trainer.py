@@ -98,6 +98,7 @@ class Trainer:
             n: torch.optim.lr_scheduler.LambdaLR(o, self.lr_factor) for n, o in self.optimizers.items()
         }
         self.step = 0
+        self.elapsed = 0.0  # seconds spent training, summed over resumes
         self.extra_config = extra_config or {}
         self._tb = None
         ckpt = self.run_dir / "checkpoint.pt" if self.run_dir else None
@@ -128,6 +129,7 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {
             "step": self.step,
+            "elapsed_s": self.elapsed,
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
             "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
@@ -150,6 +152,7 @@ class Trainer:
         for n, s in self.schedulers.items():
             s.load_state_dict(ckpt["schedulers"][n])
         self.step = int(ckpt["step"])
+        self.elapsed = float(ckpt.get("elapsed_s", 0.0))
         set_rng_state(ckpt["rng"])
         if dist.world_size() > 1:  # distinct noise per rank, reproducibly
             torch.manual_seed(self.cfg.seed + 7919 * self.step + dist.rank())
@@ -174,8 +177,11 @@ class Trainer:
             except Exception:  # tensorboard not installed
                 self._tb = False
         if self._tb:
-            for k, v in values.items():
-                self._tb.add_scalar(k, v, self.step)
+            try:
+                for k, v in values.items():
+                    self._tb.add_scalar(k, v, self.step)
+            except OSError:  # TensorBoard is a convenience: never let it end a run
+                self._tb = False
 
     # -- the loop -------------------------------------------------------------------------------
     def loader(self) -> DataLoader:
@@ -224,7 +230,9 @@ class Trainer:
         it = iter(self.loader())
         while self.step < target:
             batch = next(it)
+            t_step = time.perf_counter()
             values = self.train_step(batch)
+            self.elapsed += time.perf_counter() - t_step
             seen += self.model.batch_size_of(batch) * dist.world_size()
             for k, v in values.items():
                 sums[k] += v
@@ -232,7 +240,7 @@ class Trainer:
             bar.update(1)
             if self.step % self.cfg.log_every == 0 or self.step == target:
                 rate = seen / max(1e-9, time.perf_counter() - t0)
-                last = {k: v / count for k, v in sums.items()} | {"images_per_s": rate}
+                last = {k: v / count for k, v in sums.items()} | {"images_per_s": rate, "elapsed_s": self.elapsed}
                 last["lr"] = self.schedulers[next(iter(self.schedulers))].get_last_lr()[0]
                 bar.set_postfix(loss=f"{last.get('loss', last.get(next(iter(last)))):.4g}", img_s=f"{rate:.0f}")
                 self._log(last)

@@ -194,3 +194,32 @@ def test_fast_index_lookup_equals_compressai(ms_codec):
     scales = torch.cat([torch.rand(5000, dtype=torch.float64) * 300, table, table.nextafter(torch.tensor(0.0, dtype=torch.float64)), torch.tensor([0.0, 1e9], dtype=torch.float64)])
     scales = scales.view(1, 1, -1, 1)
     assert torch.equal(scale_indexes(gc.scale_table, scales), gc.build_indexes(scales))
+
+
+CROSS_PROCESS = """
+import sys, torch
+torch.set_num_threads(int(sys.argv[1]))
+sys.path.insert(0, {root!r})
+from tests.test_codec import image, small_codec
+codec = small_codec("mean_scale")
+if sys.argv[2] == "encode":
+    open(sys.argv[3], "wb").write(codec.encode(image(3, 80, 144, seed=3), 0.6))
+else:
+    out = codec.decode(open(sys.argv[3], "rb").read())
+    torch.save(out, sys.argv[4])
+"""
+
+
+def test_file_decodes_identically_in_new_processes_with_other_thread_counts(tmp_path, ms_codec):
+    from pathlib import Path
+
+    script = CROSS_PROCESS.format(root=str(Path(__file__).resolve().parents[1]))
+    enso = tmp_path / "x.enso"
+    subprocess.run([sys.executable, "-c", script, "1", "encode", str(enso)], check=True)
+    assert enso.read_bytes() == ms_codec.encode(image(3, 80, 144, seed=3), 0.6)
+    outs = []
+    for threads in ("2", "1"):
+        dst = tmp_path / f"out{threads}.pt"
+        subprocess.run([sys.executable, "-c", script, threads, "decode", str(enso), str(dst)], check=True)
+        outs.append(torch.load(dst, weights_only=True))
+    assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], ms_codec.decode(enso.read_bytes()))

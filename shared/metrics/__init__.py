@@ -1,6 +1,10 @@
 """The one metrics module of ensō, one file per family of measures.
 
-* :mod:`.image`: PSNR (and later MS-SSIM, LPIPS) of images in [0, 1]
+* :mod:`.image`: MSE and PSNR of images in [0, 1]
+* :mod:`.structural`: MS-SSIM (and in dB)
+* :mod:`.perceptual`: LPIPS with an offline AlexNet backbone
+* :mod:`.rate_distortion`: BD-rate and BD-PSNR
 * :mod:`.detection`: ROC-AUC of anomaly scores
-* other files: disentanglement (MIG), codebook usage, ...
+* :mod:`.codebook`: perplexity, usage and dead latents
+* :mod:`.disentanglement`: MIG
 """

@@ -28,7 +28,7 @@ as in DRUNet; adding costs less than concatenating). Choices, and why:
   bias-free CNNs drop them for denoisers and generalise across sizes and noise levels.
 
 Inference: :meth:`DenoisingAE.denoise` takes images of any size, reflect-pads them to a multiple of
-the network's stride ``2 ** len(widths)``, and crops the output back, clamped to [0, 1].
+the network's stride ``2 ** (len(widths) - 1)``, and crops the output back, clamped to [0, 1].
 """
 from __future__ import annotations
 
