@@ -16,7 +16,6 @@ Images are float tensors (C, H, W) in [0, 1], C ∈ {1, 3, 4}.
 from __future__ import annotations
 
 import hashlib
-import json
 import zlib
 from pathlib import Path
 

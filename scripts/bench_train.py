@@ -10,7 +10,6 @@ that background load hits both alike; the median round counts.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import time

@@ -98,7 +98,7 @@ class Trainer:
             n: torch.optim.lr_scheduler.LambdaLR(o, self.lr_factor) for n, o in self.optimizers.items()
         }
         self.step = 0
-        self.elapsed = 0.0  # seconds spent training, summed over resumes
+        self.elapsed = 0.0  # seconds spent loading batches and stepping, summed over resumes
         self.extra_config = extra_config or {}
         self._tb = None
         ckpt = self.run_dir / "checkpoint.pt" if self.run_dir else None
@@ -229,8 +229,8 @@ class Trainer:
         bar = tqdm(total=target, initial=self.step, disable=not (self.cfg.progress and dist.is_main()), dynamic_ncols=True, unit="step")
         it = iter(self.loader())
         while self.step < target:
-            batch = next(it)
             t_step = time.perf_counter()
+            batch = next(it)
             values = self.train_step(batch)
             self.elapsed += time.perf_counter() - t_step
             seen += self.model.batch_size_of(batch) * dist.world_size()

@@ -7,7 +7,7 @@ small set of evenly spaced values (the factor table holds their indices):
 factor values  meaning
 ====== ====== =====================================================================
 shape  3      0 square, 1 ellipse, 2 heart
-scale  6      size 0.5 … 1.0 (the largest shape spans about 20 px)
+scale  6      size 0.5 … 1.0 (at 1.0 the square is 19 px wide, the ellipse 24 px long)
 rotation 20   angle 0 … 2π·19/20 for every shape, as in dSprites; the square looks the same
               every π/2 and the ellipse every π, so for them some rotations give equal images
 pos_x  16     centre 16 … 48 px from the left
@@ -36,7 +36,7 @@ FACTOR_NAMES: tuple[str, ...] = ("shape", "scale", "rotation", "pos_x", "pos_y")
 FACTOR_SIZES: tuple[int, ...] = (3, 6, 20, 16, 16)
 SHAPES: tuple[str, ...] = ("square", "ellipse", "heart")
 #: the half-size in pixels of a shape at scale 1 (before the shape's own proportions)
-RADIUS = 10.0
+RADIUS = 12.0
 
 
 def factor_values() -> dict[str, torch.Tensor]:

@@ -78,6 +78,15 @@ def train_model(
     return model.cpu().eval()
 
 
+def run_summary(run_dir: Path) -> dict[str, Any]:
+    """How a run was trained: steps, batch size and seconds spent training (summed over resumes)."""
+    from ..checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(Path(run_dir) / "checkpoint.pt")
+    train = ckpt["config"]["train"]
+    return {"steps": int(ckpt["step"]), "batch_size": train["batch_size"], "training_s": round(float(ckpt.get("elapsed_s", 0.0)), 1)}
+
+
 def load_run(run_dir: Path):
     """The exported model of a finished run, on CPU in eval mode; a clear error if it is not trained yet."""
     if not (Path(run_dir) / "export" / "model.json").is_file():

@@ -15,7 +15,6 @@ Figure: a crop of one BSD68 image, clean / noisy / Wiener / DAE, with PSNRs.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import save_json
 from ..data.images import ImageFolder, list_images, load_image
 from ..errors import UserError
 from ..metrics.image import psnr
 from ..models.denoising import gaussian_noise
 from ..paths import data_dir
-from .base import Use, load_run, register_use, train_model
+from .base import Use, load_run, register_use, run_summary, train_model
 
 #: Published BSD68 PSNRs at σ = 25 (Zhang et al., "Beyond a Gaussian Denoiser", IEEE TIP 2017, Table II).
 PUBLISHED_PSNR = {"BM3D": 28.57, "DnCNN-S": 29.23}
@@ -102,14 +100,7 @@ class Denoising(Use):
     def train(self, cfg: DenoisingConfig, train, out: Path, resume: bool = False) -> None:
         data = ImageFolder(train_folders(cfg), cfg.crop, mode="L")
         model_cfg = {"channels": 1, "widths": tuple(cfg.widths), "blocks": cfg.blocks, "corruption": "gaussian", "sigma": cfg.sigma}
-        run = self.run_dir(out)
-        timing = run / "training.json"
-        before = 0.0
-        if resume and timing.is_file():
-            before = float(json.loads(timing.read_text())["wall_time_s"])
-        t0 = time.perf_counter()
-        train_model("denoising_ae", model_cfg, data, train, run, resume, {"train_images": len(data)})
-        save_json({"steps": train.steps, "batch_size": train.batch_size, "crop": cfg.crop, "wall_time_s": before + time.perf_counter() - t0}, timing)
+        train_model("denoising_ae", model_cfg, data, train, self.run_dir(out), resume, {"train_images": len(data)})
 
     def _denoised(self, cfg: DenoisingConfig, out: Path):
         model = load_run(self.run_dir(out))
@@ -130,8 +121,7 @@ class Denoising(Use):
             scores["gaussian_blur"].append(float(psnr(gaussian_blur(y), x)))
             scores["wiener"].append(float(psnr(wiener(y, cfg.sigma), x)))
         mean = {k: sum(v) / len(v) for k, v in scores.items()}
-        timing = self.run_dir(out) / "training.json"
-        training = json.loads(timing.read_text()) if timing.is_file() else {}
+        training = run_summary(self.run_dir(out)) | {"crop": cfg.crop}
         return {
             "test_images": len(images),
             "protocol": f"grey images in [0,1] + N(0, ({cfg.sigma:g}/255)^2) noise, seed {cfg.noise_seed}, noisy input NOT clipped (standard); outputs clamped to [0,1]; PSNR peak 1, averaged over images",

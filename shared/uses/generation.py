@@ -108,6 +108,6 @@ class Generation(Use):
         ax.axis("off")
         ax = fig.add_subplot(1, 3, 3)
         ax.imshow(image_grid(samples, nrow=k), cmap="gray")
-        ax.set_title(f"CVAE samples, one row per class 0–9")
+        ax.set_title("CVAE samples, one row per class 0–9")
         ax.axis("off")
         return save_figure(fig, self.folder(out) / f"{self.name}.png")

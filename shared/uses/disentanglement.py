@@ -1,0 +1,174 @@
+"""Disentanglement: a β-VAE and a plain VAE on generated sprites, scored by MIG.
+
+Both models share one conv architecture and a 10-D latent and train on the same procedural
+dSprites-like images (:mod:`shared.data.sprites`); the β-VAE weighs the KL term by ``--beta``
+(and, with ``--capacity``, a third model anneals a KL capacity instead, Burgess et al. 2018).
+Numbers: MIG (and its per-factor gaps) of every model on held-out sprites, per-latent KL (nats),
+reconstruction BCE through the posterior mean (nats per image) and the training steps used.
+Figure: the β-VAE's latent traversals (one row per latent, sorted by KL; columns set that latent
+to -3 … 3 with the others at a real image's posterior mean), the per-latent KL of the models,
+and the MIG of each in the title.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data import TensorItems
+from ..data.sprites import FACTOR_NAMES, Sprites, render, sample_factors
+from ..errors import UserError
+from ..metrics.disentanglement import mig
+from ..models.ae import reconstruction_loss
+from .base import Use, load_run, register_use, train_model
+
+
+@dataclass
+class DisentanglementConfig:
+    images: int = field(default=20000, metadata={"help": "training sprites (distinct factor combinations)"})
+    eval_images: int = field(default=5000, metadata={"help": "held-out sprites MIG and the KLs are measured on"})
+    data_seed: int = field(default=0, metadata={"help": "seed of the sprite sample"})
+    latent_dim: int = 10
+    widths: tuple[int, ...] = field(default=(32, 32, 64, 64), metadata={"help": "conv channels per downsampling (both models)"})
+    beta: float = field(default=4.0, metadata={"help": "KL weight of the β-VAE (the plain VAE has 1)"})
+    capacity: bool = field(default=False, metadata={"help": "also train a capacity-annealed β-VAE (a third model: 1.5× the time)"})
+    capacity_max: float = field(default=25.0, metadata={"help": "KL capacity in nats reached at the end of annealing"})
+    capacity_steps: int = field(default=0, metadata={"help": "steps to anneal the capacity over (0: all training steps)"})
+    gamma: float = field(default=100.0, metadata={"help": "weight of |KL - C| in the capacity-annealed β-VAE"})
+    bins: int = field(default=20, metadata={"help": "histogram bins per latent for MIG's mutual information"})
+    traversal_columns: int = field(default=9, metadata={"help": "values from -3 to 3 per latent in the traversal figure"})
+
+
+def _sprites(cfg: DisentanglementConfig) -> tuple[Sprites, Sprites]:
+    """Disjoint training and held-out sprites, both from one permutation of the factor grid."""
+    if cfg.images < 1 or cfg.eval_images < 2:
+        raise UserError("--images must be at least 1 and --eval-images at least 2")
+    factors = sample_factors(cfg.images + cfg.eval_images, cfg.data_seed)
+    train, held = factors[: cfg.images], factors[cfg.images :]
+    return Sprites(render(train), train), Sprites(render(held), held)
+
+
+def _model_configs(cfg: DisentanglementConfig, steps: int) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Run name → (registered model, config) of every model this config trains."""
+    base = {"input_shape": (1, 64, 64), "widths": tuple(cfg.widths), "latent_dim": cfg.latent_dim, "recon": "bce"}
+    runs = {"beta_vae": ("beta_vae", base | {"beta": cfg.beta}), "vae": ("vae", base | {"beta": 1.0})}
+    if cfg.capacity:
+        annealed = {"capacity_max": cfg.capacity_max, "capacity_steps": cfg.capacity_steps or steps, "gamma": cfg.gamma}
+        runs["beta_vae_capacity"] = ("beta_vae", base | annealed)
+    return runs
+
+
+def kl_per_latent(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Mean KL(q(z_j | x) ‖ N(0, 1)) of every latent over the images: (N, D) × 2 → (D,) nats."""
+    q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
+    return torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, 1.0)).mean(0)
+
+
+@torch.no_grad()
+def _encode(model, x: torch.Tensor, with_bce: bool = False, batch: int = 500) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Posterior means and log-variances (N, D) of images ``x`` (N, 1, 64, 64), and (when asked)
+    the mean reconstruction BCE through the means in nats per image (else NaN)."""
+    mus, logvars, bce = [], [], 0.0
+    for i in range(0, len(x), batch):
+        xb = x[i : i + batch]
+        mu, logvar = model.encode(xb)
+        if with_bce:
+            bce += float(reconstruction_loss(model.decoder(mu), xb, "bce")) * len(xb)
+        mus.append(mu)
+        logvars.append(logvar)
+    return torch.cat(mus), torch.cat(logvars), bce / len(x) if with_bce else float("nan")
+
+
+@register_use
+class Disentanglement(Use):
+    name = "disentanglement"
+    summary = "β-VAE vs VAE on generated sprites: MIG, per-latent KL, latent traversals"
+    config_cls = DisentanglementConfig
+    default_train = {"steps": 1500, "batch_size": 64, "lr": 1e-3}
+
+    def train(self, cfg: DisentanglementConfig, train, out: Path, resume: bool = False) -> None:
+        sprites, _ = _sprites(cfg)
+        data = TensorItems(sprites.images)
+        runs = self.folder(out) / "runs"
+        for run, (model, mc) in _model_configs(cfg, train.steps).items():
+            train_model(model, mc, data, train, runs / run, resume, {"data": "sprites", "images": cfg.images})
+
+    def evaluate(self, cfg: DisentanglementConfig, out: Path) -> dict[str, Any]:
+        _, held = _sprites(cfg)
+        runs = self.folder(out) / "runs"
+        numbers: dict[str, Any] = {"eval_images": len(held), "factors": list(FACTOR_NAMES)}
+        for run in _model_configs(cfg, 0):
+            model = load_run(runs / run)
+            mu, logvar, bce = _encode(model, held.images, with_bce=True)
+            kl = kl_per_latent(mu, logvar)
+            score = mig(mu, held.factors, cfg.bins)
+            numbers[run] = {
+                "mig": score.mig,
+                "mig_per_factor": dict(zip(FACTOR_NAMES, score.gaps.round(4).tolist())),
+                "top_latent_per_factor": dict(zip(FACTOR_NAMES, score.top_latent.tolist())),
+                "kl_per_latent_nats": kl.round(decimals=4).tolist(),
+                "kl_nats": float(kl.sum()),
+                "recon_bce_nats": bce,
+                "steps": int(model.steps_done),
+                "beta": model.config.beta if model.config.capacity_max <= 0 else None,
+                "capacity_max": model.config.capacity_max or None,
+            }
+        return numbers
+
+    def plot(self, cfg: DisentanglementConfig, out: Path) -> Path:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from ..plotting import image_grid, save_figure
+
+        _, held = _sprites(cfg)
+        runs = self.folder(out) / "runs"
+        names = list(_model_configs(cfg, 0))
+        models = {run: load_run(runs / run) for run in names}
+        stats = {}
+        for run, model in models.items():
+            mu, logvar, _ = _encode(model, held.images)
+            stats[run] = (kl_per_latent(mu, logvar), mig(mu, held.factors, cfg.bins).mig)
+        beta = models["beta_vae"]
+        kl = stats["beta_vae"][0]
+        order = torch.argsort(kl, descending=True)
+        values = torch.linspace(-3, 3, cfg.traversal_columns)
+        x = held.images[:1]
+        with torch.no_grad():
+            mu = beta.encode(x)[0][0]
+            z = mu.repeat(len(order), len(values), 1)  # (latents, columns, D)
+            for row, j in enumerate(order.tolist()):
+                z[row, :, j] = values
+            frames = beta.decode(z.flatten(0, 1))
+            recon = beta.decode(mu[None])
+        rows = len(order)
+        fig = plt.figure(figsize=(13, 0.62 * rows + 2.2))
+        grid = fig.add_gridspec(2, 2, width_ratios=[cfg.traversal_columns, 5], height_ratios=[1, 2.2])
+        ax = fig.add_subplot(grid[:, 0])
+        ax.imshow(image_grid(frames, nrow=len(values)), cmap="gray", vmin=0, vmax=1)
+        cell = 64 + 1
+        ax.set_yticks([1 + cell * r + 32 for r in range(rows)])
+        ax.set_yticklabels([f"z{j} ({kl[j]:.2f} nats)" for j in order.tolist()], fontsize=8)
+        ax.set_xticks([1 + cell * c + 32 for c in range(len(values))])
+        ax.set_xticklabels([f"{v:.1f}" for v in values.tolist()], fontsize=8)
+        ax.set_xlabel("value of the traversed latent (others at the image's posterior mean)")
+        ax.set_title(f"β-VAE (β={beta.config.beta:g}) latent traversals, rows by KL")
+        ax = fig.add_subplot(grid[0, 1])
+        ax.imshow(image_grid(torch.cat([x, recon]), nrow=2), cmap="gray", vmin=0, vmax=1)
+        ax.set_title("the real image and its β-VAE reconstruction", fontsize=9)
+        ax.axis("off")
+        ax = fig.add_subplot(grid[1, 1])
+        width = 0.8 / len(names)
+        for i, run in enumerate(names):
+            sorted_kl = torch.sort(stats[run][0], descending=True).values
+            ax.bar(torch.arange(len(sorted_kl)) + (i - (len(names) - 1) / 2) * width, sorted_kl, width, label=run)
+        ax.set_xlabel("latent rank by KL (each model sorted)")
+        ax.set_ylabel("KL per latent (nats, held-out mean)")
+        ax.legend(fontsize=8)
+        title = ", ".join(f"{run} {stats[run][1]:.3f}" for run in names)
+        fig.suptitle(f"MIG on {len(held)} held-out sprites: {title}")
+        return save_figure(fig, self.folder(out) / f"{self.name}.png")
