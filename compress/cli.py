@@ -1,5 +1,6 @@
 """The ``compress`` command: encode, decode, evaluate and train learned image codecs.
 
+    compress demo                                 # round trip of a bundled photo, beside JPEG
     compress encode photo.png -o photo.enso [--quality 0.5 | --target-bpp 0.3] [--model mean_scale]
     compress encode photos/ -o encoded/           # every image of a folder, with a progress bar
     compress decode photo.enso -o photo.png
@@ -37,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     rate.add_argument("--target-bpp", type=float, help="largest file at or under this many bits per pixel")
     e.add_argument("--model", default="mean_scale", help="shipped codec name or trained run folder")
     e.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    m = sub.add_parser("demo", help="round trip a bundled photo, beside JPEG at the same size")
+    m.add_argument("-o", "--out", type=Path, default=Path("out/compress"), help="output folder (default: out/compress)")
+    m.add_argument("--image", type=Path, help="another photo instead of the bundled one")
+    m.add_argument("--model", default="mean_scale", help="shipped codec name or trained run folder")
+    m.add_argument("--quality", type=float, default=0.5)
     from .evaluate import add_eval_arguments
 
     add_eval_arguments(sub.add_parser("eval", help="rate–distortion evaluation of codecs on a folder of images"))
@@ -78,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .io import encode_files
 
         encode_files(ns.inputs, ns.out, ns.model, ns.quality, ns.target_bpp, ns.force)
+    elif ns.command == "demo":
+        from .demo import run_demo
+
+        run_demo(ns.out, ns.image, ns.model, ns.quality)
     elif ns.command == "eval":
         from .evaluate import run_eval
 
