@@ -38,13 +38,6 @@ from tests.conftest import shared_data
 FAST = dict(progress=False, precision="fp32", device="cpu", log_every=1000, ckpt_every=10**6)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: one thread is faster, and much faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # -- the sequence autoencoder -------------------------------------------------------------------

@@ -18,13 +18,6 @@ from shared.uses.denoising import DenoisingConfig, train_folders
 from .conftest import shared_data
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions run fastest, and steadiest on a shared machine, on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def flat(value: float, shape=(2, 3, 128, 128)) -> torch.Tensor:

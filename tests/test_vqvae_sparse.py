@@ -20,13 +20,6 @@ from shared.registry import build
 from shared.trainer import TrainConfig, Trainer, seed_everything
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tests are tiny: one thread is as fast, and far faster on a machine shared with other jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _settled(vq: VectorQuantizer, count: float = 10.0) -> VectorQuantizer:

@@ -70,7 +70,7 @@ class Representation(Use):
     default_train = {"steps": 3000, "batch_size": 128, "lr": 3e-3, "lr_schedule": "cosine", "decay_start": 0.5}
 
     def train(self, cfg: RepresentationConfig, train, out: Path, resume: bool = False) -> None:
-        x, _ = load_digits("train", train.seed)
+        x, _ = load_digits("train")
         runs = self.folder(out) / "runs"
         for sparsity in VARIANTS:
             train_model("sparse_ae", _model_config(cfg, sparsity), TensorItems(x), train, runs / sparsity, resume, {"data": "sklearn digits 8x8"})

@@ -63,7 +63,7 @@ class Tokenisation(Use):
     default_train = {"steps": 1000, "batch_size": 64, "lr": 2e-3, "lr_schedule": "cosine", "decay_start": 0.5}
 
     def train(self, cfg: TokenisationConfig, train, out: Path, resume: bool = False) -> None:
-        x, _ = upsampled_digits("train", cfg.image_size, train.seed)
+        x, _ = upsampled_digits("train", cfg.image_size)
         extra = {"data": f"sklearn digits upsampled to {cfg.image_size}x{cfg.image_size}"}
         train_model("vqvae", _model_config(cfg), TensorItems(x), train, self.folder(out) / "runs" / "vqvae", resume, extra)
 
