@@ -12,5 +12,5 @@
 set -euo pipefail
 OUT="${1:?usage: bench_rd_kodak.sh OUT [--model NAME_OR_PATH] [eval flags...]}"
 shift
-python -m compress.evaluate --data "${ENSO_DATA:?set ENSO_DATA to the folder holding kodak/}/kodak" \
+compress eval --data "${ENSO_DATA:?set ENSO_DATA to the folder holding kodak/}/kodak" \
     --codecs ours,jpeg,webp,avif,jpeg2000,jxl -o "$OUT" --threads 1 "$@"
