@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from shared.checkpoint import load_exported
 from shared.errors import UserError
 from shared.precision import cpu_has_native_bf16
+from shared.tiling import tiled
 
 from .container import Header, pack, parse, quality_code
 
@@ -40,29 +41,6 @@ def weights_hash(model: torch.nn.Module) -> bytes:
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.digest()[:8]
-
-
-def tiled(fn, x: torch.Tensor, scale: float, tile: int, margin: int, align: int) -> torch.Tensor:
-    """Apply a translation-equivariant conv net ``fn`` to ``x`` (1, C, H, W) in overlapping tiles.
-
-    ``scale``: output size / input size; ``tile`` and ``margin`` in input pixels, multiples of
-    ``align`` (the net's stride) so every tile samples the same grid as the whole image.
-    """
-    _, _, H, W = x.shape
-    if H <= tile + 2 * margin and W <= tile + 2 * margin:
-        return fn(x)
-    out = None
-    for top in range(0, H, tile):
-        for left in range(0, W, tile):
-            t0, l0 = max(0, top - margin), max(0, left - margin)
-            t1, l1 = min(H, top + tile + margin), min(W, left + tile + margin)
-            y = fn(x[:, :, t0:t1, l0:l1])
-            if out is None:
-                out = torch.empty(1, y.shape[1], int(H * scale), int(W * scale), dtype=y.dtype)
-            a, b = int((top - t0) * scale), int((left - l0) * scale)
-            h, w = int(min(tile, H - top) * scale), int(min(tile, W - left) * scale)
-            out[:, :, int(top * scale) : int(top * scale) + h, int(left * scale) : int(left * scale) + w] = y[:, :, a : a + h, b : b + w]
-    return out
 
 
 class Codec:
@@ -121,7 +99,7 @@ class Codec:
         """RGB (3, H, W) → the un-gained latent y (1, M, Hp/16, Wp/16) of the padded image."""
         _, H, W = img.shape
         x = F.pad(img.unsqueeze(0), (0, -W % STRIDE, 0, -H % STRIDE), mode="replicate")
-        return tiled(lambda t: self._net(self.model.g_a, t), x, 1 / 16, self.tile, 64, 64)
+        return tiled(lambda t: self._net(self.model.g_a, t), x, self.tile, 64, scale=1 / 16)
 
     @torch.no_grad()
     def _code(self, y_raw: torch.Tensor, code: int) -> list[bytes]:
@@ -175,7 +153,7 @@ class Codec:
         with torch.autocast("cpu", enabled=False):
             y_hat = self.model.decompress_latent(sections[: self.model.sections], (hp // 16, wp // 16))
         _, inv_gain = self._gains(header.quality_code)
-        x = tiled(lambda t: self._net(self.model.g_s, t), y_hat * inv_gain, 16, self.tile // 16, 8, 4)
+        x = tiled(lambda t: self._net(self.model.g_s, t), y_hat * inv_gain, self.tile // 16, 8, scale=16)
         rgb = x[0, :, :H, :W].clamp(0, 1).mul(255).round().div(255)
         if header.mode == "L":
             return rgb.mean(0, keepdim=True).mul(255).round().div(255)

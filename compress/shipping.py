@@ -5,21 +5,8 @@ from pathlib import Path
 
 import torch
 
-from shared.checkpoint import export_weights, load_checkpoint
+from shared.checkpoint import export_weights, model_from_checkpoint
 from shared.errors import UserError
-from shared.registry import build
-
-
-def model_from_run(run: Path):
-    """The model of a run folder: its final export if there is one, else its latest checkpoint."""
-    run = Path(run)
-    if (run / "checkpoint.pt").is_file():
-        ckpt = load_checkpoint(run / "checkpoint.pt")
-        meta = ckpt["config"]["model"]
-        model = build(meta["name"], meta["config"])
-        model.load_state_dict(ckpt["model"])
-        return model, int(ckpt["step"])
-    raise UserError(f"{run} holds no checkpoint.pt; give a run folder made by 'compress train'")
 
 
 def export_codec(run: Path, out: Path) -> Path:
@@ -28,7 +15,10 @@ def export_codec(run: Path, out: Path) -> Path:
     The weights are rounded to fp16 first and the entropy tables computed from the rounded
     weights, so the shipped file is exactly what encoders and decoders use.
     """
-    model, step = model_from_run(run)
+    if not (Path(run) / "checkpoint.pt").is_file():
+        raise UserError(f"{run} holds no checkpoint.pt; give a run folder made by 'compress train'")
+    model = model_from_checkpoint(Path(run) / "checkpoint.pt")
+    step = model.trained_steps
     with torch.no_grad():
         for t in list(model.parameters()) + list(model.buffers()):
             if t.is_floating_point():

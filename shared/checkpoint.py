@@ -72,6 +72,21 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return ckpt
 
 
+def model_from_checkpoint(path: str | os.PathLike) -> torch.nn.Module:
+    """Rebuild the model of a ``checkpoint.pt`` (for a run stopped before its export), on CPU."""
+    from .registry import build
+
+    ckpt = load_checkpoint(path)
+    meta = ckpt["config"]["model"]
+    model = build(meta["name"], meta["config"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise UserError(f"{path} does not fit model {meta['name']!r}: {str(e).strip().splitlines()[0]}") from None
+    model.trained_steps = int(ckpt["step"])
+    return model
+
+
 def export_weights(model: torch.nn.Module, folder: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
     """Write ``model.safetensors`` and ``model.json`` (registry name + config) into ``folder``."""
     from .registry import describe

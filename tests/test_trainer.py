@@ -117,7 +117,7 @@ def test_every_registered_model_trains_a_few_steps(name):
 
     seed_everything(0)
     model = registry.build(name)
-    data = example_batch(model, 16)
-    cfg = dataclasses.replace(CFG, steps=3, batch_size=8, precision="auto")
+    data = example_batch(model, 8)
+    cfg = dataclasses.replace(CFG, steps=2, batch_size=2, precision="auto")
     out = Trainer(model, data, cfg).fit()
     assert all(math.isfinite(v) for v in out.values())

@@ -1,0 +1,236 @@
+"""Apply a trained translator to images of any size, and to files and folders.
+
+:func:`apply_generator` runs one generator on one image (3, H, W) in [0, 1] and returns the same
+shape in [0, 1]:
+
+* **any size**: the image is reflect-padded at the bottom and right to a multiple of the
+  generator's stride (4 for ResNet and mobile, 2^num_downs for U-Net) and the output cropped back;
+* **tiny images** (a side under ``min_side`` = 64 px) are upsampled (bicubic) until the shorter
+  side is 64, translated, and resized back (antialiased), since 7×7 convs and two downsamplings
+  leave almost nothing of a 10 px image;
+* **large images** (padded size over ``tile`` + 2·``margin``, i.e. over 1024 px plus margins) run
+  in ``tile``² tiles, each with ``margin`` px of context on every side that is cut away, so memory
+  is bounded by one tile. The generators' instance norms would otherwise normalise each tile by its
+  own statistics and leave seams: a first pass over the whole image, downscaled to at most
+  ``stats_side`` px (not at all when it fits), records each instance norm's per-channel mean and
+  variance, and every tile is normalised with those. So a tiled image with a side up to
+  ``stats_side`` matches the untiled result wherever the margin covers the receptive field, which
+  the default margin does (96 px, rounded up to the stride: 256 for the U-Net; measured radii:
+  ResNet-9 ±74 px, ResNet-6 ±58, U-Net-8 ±256); a larger image gets statistics from its
+  downscaled version, the same for every tile, so no seams either.
+
+:func:`translate_files` is the ``translate horse2zebra``/``zebra2horse`` command's file level:
+inputs (files or folders), outputs written atomically as PNG, a tqdm bar, no overwriting without
+``force``. :func:`load_translator` finds a trained model: a run folder, its ``export/``, or the
+shipped weights.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from torch import nn
+from tqdm import tqdm
+
+from shared.checkpoint import load_exported, model_from_checkpoint
+from shared.data.images import EXTENSIONS, list_images, load_image, save_image
+from shared.errors import UserError
+from shared.tiling import tiled
+
+from .models.cyclegan import CycleGAN, to_signed, to_unit
+
+Direction = Literal["ab", "ba"]
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+TILE, MARGIN, STATS_SIDE, MIN_SIDE = 1024, 96, 1024, 64
+#: output suffixes that keep an input's alpha channel
+ALPHA_SUFFIXES = {".png", ".webp", ".tif", ".tiff"}
+
+
+def round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def resize(img: torch.Tensor, size: tuple[int, int], mode: Literal["bicubic", "bilinear"] = "bicubic", clamp: bool = True) -> torch.Tensor:
+    """Antialiased resize of (C, H, W) or (B, C, H, W) to ``size`` = (H', W') (clamped to [0, 1])."""
+    x = img[None] if img.ndim == 3 else img
+    y = F.interpolate(x, size=size, mode=mode, antialias=True, align_corners=False)
+    y = y.clamp(0, 1) if clamp else y
+    return y[0] if img.ndim == 3 else y
+
+
+def reflect_pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Reflect-pad (B, C, H, W) at the bottom and right to sides divisible by ``multiple``
+    (repeatedly where the pad exceeds the image; replicate for a side of 1 px)."""
+    for dim in (2, 3):
+        while x.shape[dim] % multiple:
+            need = round_up(x.shape[dim], multiple) - x.shape[dim]
+            step = min(need, x.shape[dim] - 1)  # reflection reaches at most side - 1 px
+            mode = "reflect" if step > 0 else "replicate"
+            step = step if step > 0 else need
+            x = F.pad(x, (0, 0, 0, step) if dim == 2 else (0, step, 0, 0), mode=mode)
+    return x
+
+
+@contextlib.contextmanager
+def instance_norm_stats(net: nn.Module, stats: dict[str, tuple[torch.Tensor, torch.Tensor]], record: bool):
+    """Within the block, ``net``'s InstanceNorm2d layers record their input's per-channel mean and
+    variance into ``stats`` (``record=True``, outputs unchanged) or normalise with ``stats``
+    instead of their input's own statistics (``record=False``). Recording takes a batch of one."""
+
+    def hook(name: str, m: nn.InstanceNorm2d, inputs, output):
+        x = inputs[0]
+        if record:
+            var, mean = torch.var_mean(x.detach().float(), dim=(2, 3), correction=0)
+            stats[name] = (mean[0], var[0])
+            return None
+        mean, var = stats[name]
+        return F.instance_norm(x, mean, var, m.weight, m.bias, use_input_stats=False, eps=m.eps)
+
+    handles = [
+        m.register_forward_hook(lambda mod, i, o, _n=name: hook(_n, mod, i, o))
+        for name, m in net.named_modules()
+        if isinstance(m, nn.InstanceNorm2d)
+    ]
+    try:
+        yield stats
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@torch.no_grad()
+def apply_generator(
+    generator: nn.Module, img: torch.Tensor, tile: int = TILE, margin: int = MARGIN, stats_side: int = STATS_SIDE, min_side: int = MIN_SIDE
+) -> torch.Tensor:
+    """Translate one image (3, H, W) in [0, 1] with ``generator`` ([-1, 1] → [-1, 1], with a
+    ``stride``) → (3, H, W) in [0, 1]; see the module docstring for sizes, tiles and statistics."""
+    if img.ndim != 3 or img.shape[0] != 3:
+        raise UserError(f"translation takes RGB images (3, H, W), not {tuple(img.shape)}")
+    _, H, W = img.shape
+    if H < 1 or W < 1:
+        raise UserError("the image is empty")
+    if min(H, W) < min_side:
+        s = min_side / min(H, W)
+        big = resize(img, (max(min_side, round(H * s)), max(min_side, round(W * s))), "bicubic")
+        out = apply_generator(generator, big, tile, margin, stats_side, min_side)
+        return resize(out, (H, W), "bilinear")
+    stride = generator.stride
+    tile, margin = round_up(max(tile, 1), stride), round_up(max(margin, 0), stride)
+    p = next(generator.parameters())
+    x = reflect_pad_to(to_signed(img.to(p.device, p.dtype))[None], stride)
+    _, _, Hp, Wp = x.shape
+    if Hp <= tile + 2 * margin and Wp <= tile + 2 * margin:
+        y = generator(x)
+    else:
+        stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        proxy = x
+        if max(Hp, Wp) > stats_side:  # statistics from a downscaled copy: bounded memory
+            s = stats_side / max(Hp, Wp)
+            proxy = reflect_pad_to(resize(x, (max(1, round(Hp * s)), max(1, round(Wp * s))), "bilinear", clamp=False), stride)
+        with instance_norm_stats(generator, stats, record=True):
+            generator(proxy)
+        with instance_norm_stats(generator, stats, record=False):
+            y = tiled(generator, x, tile, margin)
+    return to_unit(y[0, :, :H, :W].float()).cpu()
+
+
+# -- models -------------------------------------------------------------------------------------
+def load_translator(source: str | Path | None, dataset: str = "horse2zebra", device: str | torch.device = "cpu") -> CycleGAN:
+    """A trained translator from a run folder (its ``export/``, else its ``checkpoint.pt``), an
+    export folder, or, with ``source`` None, the weights shipped for ``dataset``."""
+    if source is None:
+        shipped = WEIGHTS_DIR / dataset
+        if not (shipped / "model.json").is_file():
+            raise UserError(
+                f"no {dataset} weights are shipped yet; pass --model RUN (a run folder of 'translate train {dataset}' or its export/)"
+            )
+        source = shipped
+    path = Path(source)
+    if not path.is_dir():
+        raise UserError(f"--model {path} is not a folder; pass a run folder of 'translate train' or its export/")
+    try:
+        if (path / "model.json").is_file() or (path / "export" / "model.json").is_file():
+            model = load_exported(path, device)
+        elif (path / "checkpoint.pt").is_file():
+            model = model_from_checkpoint(path / "checkpoint.pt").to(device).eval()
+        else:
+            raise UserError(f"{path} holds no trained model (export/ or checkpoint.pt); pass a run folder of 'translate train'")
+    except (json.JSONDecodeError, KeyError, TypeError, SafetensorError) as e:
+        raise UserError(f"the model in {path} cannot be read ({type(e).__name__}); it is damaged or not an ensō model") from None
+    if not isinstance(model, CycleGAN):
+        name = getattr(model, "registry_name", type(model).__name__)
+        raise UserError(f"{path} holds a {name!r} model, not a translator; pass a run of 'translate train'")
+    return model
+
+
+# -- files --------------------------------------------------------------------------------------
+def _expand(inputs: list[Path]) -> list[tuple[Path, Path]]:
+    """(image file, its path relative to the input root) for every input; folders are walked."""
+    pairs: list[tuple[Path, Path]] = []
+    for p in inputs:
+        if p.is_dir():
+            pairs += [(f, f.relative_to(p)) for f in list_images(p)]
+        elif p.is_file():
+            pairs.append((p, Path(p.name)))
+        else:
+            raise UserError(f"input {p} does not exist")
+    return pairs
+
+
+def plan_outputs(inputs: list[Path], out: Path, force: bool) -> list[tuple[Path, Path]]:
+    """(source, destination) pairs: ``out`` itself for one input file and an image-file ``out``,
+    else ``out/<relative path>.png``. Existing destinations need ``force``; clashes are refused."""
+    pairs = _expand(inputs)
+    names_a_file = out.suffix.lower() in EXTENSIONS and not out.is_dir()
+    single = len(pairs) == 1 and inputs[0].is_file() and names_a_file
+    if not single and (out.is_file() or names_a_file):
+        raise UserError(f"output {out} names a file but the inputs are {len(pairs)} images or a folder; give an output folder")
+    jobs = [(src, out if single else out / rel.with_suffix(".png")) for src, rel in pairs]
+    seen: dict[Path, Path] = {}
+    for src, dst in jobs:
+        if dst in seen:
+            raise UserError(f"{seen[dst]} and {src} would both be written to {dst}; translate them into separate folders")
+        seen[dst] = src
+    if not force:
+        existing = [str(dst) for _, dst in jobs if dst.exists()]
+        if existing:
+            more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+            raise UserError(f"{existing[0]} exists{more}; pass --force to overwrite")
+    return jobs
+
+
+def translate_files(
+    inputs: list[Path],
+    out: Path,
+    direction: Direction,
+    model: str | Path | None,
+    dataset: str,
+    force: bool = False,
+    tile: int = TILE,
+    device: str | torch.device = "cpu",
+) -> list[Path]:
+    """Translate every image of ``inputs`` (files or folders) A → B (``ab``) or B → A (``ba``) into
+    ``out``; returns the written files. Grey images come out RGB; RGBA images keep their alpha
+    where the output format has one. Inputs, outputs and the model are checked before anything is
+    written; an unreadable image stops the run there (with a one-line error)."""
+    if tile < 64:
+        raise UserError(f"--tile {tile} is too small; use 64 or more")
+    jobs = plan_outputs(inputs, out, force)
+    generator = load_translator(model, dataset, device).generator(direction)
+    written = []
+    for src, dst in tqdm(jobs, desc=f"{dataset} {direction}", unit="img", disable=len(jobs) == 1):
+        img = load_image(src, "auto")
+        rgb = img.expand(3, -1, -1) if img.shape[0] == 1 else img[:3]
+        y = apply_generator(generator, rgb, tile=tile)
+        if img.shape[0] == 4 and dst.suffix.lower() in ALPHA_SUFFIXES:
+            y = torch.cat([y, img[3:]])
+        save_image(y, dst)
+        written.append(dst)
+        if len(jobs) == 1:
+            print(f"{src} → {dst}: {img.shape[2]}×{img.shape[1]}")
+    return written

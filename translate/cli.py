@@ -1,0 +1,105 @@
+"""The ``translate`` command: train CycleGAN on unpaired image folders and translate images.
+
+    translate train horse2zebra --run runs/h2z [--data DIR] [--size 256] [--load-size 286]
+                    [--generator resnet|unet|mobile] [--ngf 64] [--steps N] [--resume]
+    translate train --a photos/ --b paintings/ --name photo2art --run runs/p2a   # any two folders
+    translate horse2zebra IMAGES_OR_DIRS... -o OUT [--model RUN] [--force]  # domain A → B
+    translate zebra2horse IMAGES_OR_DIRS... -o OUT [--model RUN] [--force]  # domain B → A
+    translate a2b / b2a IMAGES_OR_DIRS... -o OUT --model RUN                 # the same for any run
+
+``--data DIR`` (or ``$ENSO_DATA/NAME``) holds the CycleGAN layout ``trainA/ trainB/ testA/ testB/``.
+Training defaults follow the anchor: batch 1, Adam 2e-4 β1 0.5, 200 epochs of horse2zebra's 1334
+images, constant for the first half, then linear to 0.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from shared.config import add_config_args, config_from_args
+from shared.errors import UserError, run_cli
+from shared.registry import build
+from shared.trainer import TrainConfig, Trainer, seed_everything
+
+from .models.cyclegan import CycleGANConfig
+
+#: the training defaults that differ from the trainer's (the anchor's recipe for horse2zebra)
+TRAIN_DEFAULTS = {
+    "steps": 266_800, "batch_size": 1, "lr": 2e-4, "lr_schedule": "linear", "decay_start": 0.5, "ckpt_every": 2000, "log_every": 100,
+}
+#: command → (data set whose shipped weights it uses, direction)
+DIRECTIONS = {"horse2zebra": ("horse2zebra", "ab"), "zebra2horse": ("horse2zebra", "ba"), "a2b": (None, "ab"), "b2a": (None, "ba")}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="translate", description="ensō unpaired image-to-image translation (CycleGAN).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    t = sub.add_parser("train", help="train CycleGAN through the shared trainer on two image folders")
+    t.add_argument("name", nargs="?", help="data set name (e.g. horse2zebra): $ENSO_DATA/NAME/trainA|trainB")
+    t.add_argument("--name", dest="name_opt", metavar="NAME", help="a name for the data of --a/--b (recorded in the run's config)")
+    t.add_argument("--data", type=Path, help="folder holding trainA/ and trainB/ (default: $ENSO_DATA/NAME)")
+    t.add_argument("--a", type=Path, help="folder of domain A images (with --b, instead of --data)")
+    t.add_argument("--b", type=Path, help="folder of domain B images")
+    t.add_argument("--run", type=Path, required=True, help="run folder (checkpoint, metrics, export)")
+    t.add_argument("--size", type=int, default=256, help="training crop size (default: 256)")
+    t.add_argument("--load-size", type=int, default=None, help="images are resized to this before cropping (default: size·286/256)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --run")
+    add_config_args(t, CycleGANConfig)
+    add_config_args(t, TrainConfig, defaults=TRAIN_DEFAULTS)
+    for cmd, (dataset, direction) in DIRECTIONS.items():
+        arrow = "A → B" if direction == "ab" else "B → A"
+        p = sub.add_parser(cmd, help=f"translate images ({dataset + ' ' if dataset else 'domain '}{arrow}) with a trained model")
+        p.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
+        p.add_argument("-o", "--out", type=Path, required=True, help="output image (one input) or folder (PNG files)")
+        shipped = "" if dataset is None else " (default: the shipped weights)"
+        p.add_argument("--model", type=Path, required=dataset is None, help=f"run folder of 'translate train' or its export/{shipped}")
+        p.add_argument("--tile", type=int, default=1024, help="images larger than this run in tiles of this size (default: 1024)")
+        p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+        p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    return parser
+
+
+def train(ns: argparse.Namespace) -> None:
+    from .data import UnpairedImages, dataset_folders
+
+    load_size = ns.load_size if ns.load_size is not None else round(ns.size * 286 / 256)
+    if ns.size < 32:
+        raise UserError(f"--size {ns.size} is too small; use 32 or more")
+    cfg = config_from_args(TrainConfig, ns, base=dataclasses.replace(TrainConfig(), **TRAIN_DEFAULTS))
+    model_cfg = config_from_args(CycleGANConfig, ns, base=CycleGANConfig())
+    name = ns.name or ns.name_opt or ("custom" if ns.a is not None else None)
+    if name is None:
+        raise UserError("name the data set (e.g. 'translate train horse2zebra') or pass --a DIR --b DIR")
+    folder_a, folder_b = dataset_folders(name, ns.data, ns.a, ns.b)
+    data = UnpairedImages(folder_a, folder_b, load_size=load_size, crop=ns.size)
+    seed_everything(cfg.seed)
+    model = build("cyclegan", model_cfg)
+    if ns.size % model.stride:
+        raise UserError(f"--size {ns.size} must be a multiple of {model.stride} for the {model_cfg.generator} generator")
+    extra = {"data": {"name": name, "a": str(folder_a), "b": str(folder_b)}, "size": ns.size, "load_size": load_size}
+    Trainer(model, data, cfg, ns.run, resume=ns.resume, extra_config=extra).fit()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    if ns.command == "train":
+        train(ns)
+    else:
+        from shared.precision import resolve_device
+
+        from .apply import translate_files
+
+        dataset, direction = DIRECTIONS[ns.command]
+        translate_files(ns.inputs, ns.out, direction, ns.model, dataset or "custom", ns.force, ns.tile, resolve_device(ns.device))
+    return 0
+
+
+def entry_point() -> None:
+    sys.exit(run_cli(main))
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -1,0 +1,80 @@
+"""Unpaired image data for translation: two folders, A and B, and where to find them.
+
+:class:`UnpairedImages` serves ``(a, b)`` pairs as the anchor's unaligned data set does: ``a`` is
+image ``index`` of A (cycling when B is the larger), ``b`` an independent random image of B; each
+is resized to ``load_size``² (bicubic, antialiased, as the anchor's PIL resize), randomly cropped
+to ``crop``² and randomly flipped. All randomness comes from the key's item seed, so a run's data
+are reproducible.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from shared.data.images import ImageFolder, list_images, random_crop
+from shared.data.sampling import item_generator, split_key
+from shared.errors import UserError
+from shared.paths import data_dir
+
+from .apply import resize
+
+
+class UnpairedImages(Dataset):
+    """``ds[(index, item_seed)]`` → ``(a, b)``, each (3, crop, crop) float in [0, 1].
+
+    Length: the larger of the two folders. Grey, CMYK, palette and RGBA files are converted to RGB
+    (:func:`shared.data.images.load_image`). ``cache`` keeps decoded files in memory (uint8).
+    """
+
+    def __init__(
+        self, folder_a: str | os.PathLike, folder_b: str | os.PathLike, load_size: int = 286, crop: int = 256, flip: bool = True, cache: bool = False
+    ):
+        if crop > load_size:
+            raise UserError(f"the crop size {crop} exceeds the load size {load_size}; raise --load-size or lower --size")
+        self.a = ImageFolder(folder_a, crop, mode="RGB", flip=flip, cache=cache)
+        self.b = ImageFolder(folder_b, crop, mode="RGB", flip=flip, cache=cache)
+        self.load_size, self.crop, self.flip = load_size, crop, flip
+
+    def __len__(self) -> int:
+        return max(len(self.a), len(self.b))
+
+    def _augment(self, img: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        img = resize(img, (self.load_size, self.load_size), "bicubic")
+        return random_crop(img, self.crop, g, self.flip)
+
+    def __getitem__(self, key) -> tuple[torch.Tensor, torch.Tensor]:
+        i, seed = split_key(key)
+        g = item_generator(seed)
+        j = int(torch.randint(0, len(self.b), (), generator=g))
+        a = self._augment(self.a.image(i % len(self.a)), g)
+        b = self._augment(self.b.image(j), g)
+        return a, b
+
+
+def dataset_folders(
+    name: str,
+    data: str | os.PathLike | None = None,
+    a: str | os.PathLike | None = None,
+    b: str | os.PathLike | None = None,
+    split: str = "train",
+) -> tuple[Path, Path]:
+    """The A and B image folders of data set ``name`` for ``split`` (``train`` or ``test``).
+
+    ``a`` and ``b`` (the ``--a``/``--b`` flags), when given, are used as they are; otherwise the
+    folders are ``DATA/{split}A`` and ``DATA/{split}B`` with DATA = ``data`` (``--data``) or
+    ``$ENSO_DATA/name``, the layout of the CycleGAN data sets. Missing or image-less folders are a
+    one-line :class:`UserError`.
+    """
+    if (a is None) != (b is None):
+        raise UserError("pass both --a and --b (the folders of domain A and domain B), or neither")
+    if a is not None:
+        folders = (Path(a), Path(b))
+    else:
+        root = data_dir(name, data, option="--data")
+        folders = (root / f"{split}A", root / f"{split}B")
+    for f in folders:
+        list_images(f)  # refuses a missing, non-folder or image-less folder with one line
+    return folders
