@@ -5,6 +5,7 @@
     compress encode photos/ -o encoded/           # every image of a folder, with a progress bar
     compress decode photo.enso -o photo.png
     compress eval --data kodak/ --codecs ours,jpeg,webp,avif,jpeg2000,jxl -o rd/
+    compress export RUN -o compress/weights/mean_scale   # fp16 weights to ship
     compress train --data DIR [--data DIR ...] --run RUN [--model mean_scale] [--crop 256] [--steps N] [--resume]
 """
 from __future__ import annotations
@@ -38,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     rate.add_argument("--target-bpp", type=float, help="largest file at or under this many bits per pixel")
     e.add_argument("--model", default="mean_scale", help="shipped codec name or trained run folder")
     e.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    x = sub.add_parser("export", help="a training run → shippable weights (fp16 safetensors + JSON, entropy tables included)")
+    x.add_argument("run", type=Path, help="run folder of 'compress train'")
+    x.add_argument("-o", "--out", type=Path, required=True, help="output folder, e.g. compress/weights/mean_scale")
+    x.add_argument("--force", action="store_true", help="replace existing weights in --out")
     m = sub.add_parser("demo", help="round trip a bundled photo, beside JPEG at the same size")
     m.add_argument("-o", "--out", type=Path, default=Path("out/compress"), help="output folder (default: out/compress)")
     m.add_argument("--image", type=Path, help="another photo instead of the bundled one")
@@ -84,6 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .io import encode_files
 
         encode_files(ns.inputs, ns.out, ns.model, ns.quality, ns.target_bpp, ns.force)
+    elif ns.command == "export":
+        from .shipping import export_codec
+
+        if (ns.out / "model.safetensors").exists() and not ns.force:
+            raise UserError(f"{ns.out} already holds weights; pass --force to replace them")
+        print(f"wrote {export_codec(ns.run, ns.out)}")
     elif ns.command == "demo":
         from .demo import run_demo
 

@@ -223,3 +223,25 @@ def test_file_decodes_identically_in_new_processes_with_other_thread_counts(tmp_
         subprocess.run([sys.executable, "-c", script, threads, "decode", str(enso), str(dst)], check=True)
         outs.append(torch.load(dst, weights_only=True))
     assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], ms_codec.decode(enso.read_bytes()))
+
+
+def test_training_run_exports_to_a_loadable_codec(tmp_path):
+    """compress train → compress export → Codec.load: the shipped-weights path, on a tiny run."""
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(4):
+        arr = (image(3, 80, 96, seed=i) * 255).round().byte().permute(1, 2, 0).numpy()
+        Image.fromarray(arr).save(photos / f"{i}.png")
+    run, out = tmp_path / "run", tmp_path / "weights"
+    cli = [sys.executable, "-m", "compress.cli"]
+    train = [*cli, "train", "--data", str(photos), "--run", str(run), "--crop", "64", "--steps", "2", "--batch-size", "2",
+             "--model-N", "16", "--model-M", "24", "--no-progress", "--precision", "fp32"]
+    assert subprocess.run(train, capture_output=True).returncode == 0
+    assert subprocess.run([*cli, "export", str(run), "-o", str(out)], capture_output=True).returncode == 0
+    again = subprocess.run([*cli, "export", str(run), "-o", str(out)], capture_output=True, text=True)
+    assert again.returncode == 2 and "--force" in again.stderr
+    codec = Codec.load(out)
+    x = image(3, 40, 56)
+    assert codec.decode(codec.encode(x, 0.5)).shape == x.shape
