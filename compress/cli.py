@@ -25,7 +25,7 @@ from .models.base import CodecConfig
 
 CODECS = ("mean_scale", "hyperprior", "factorized")
 #: the training defaults that differ from the trainer's (Minnen/CompressAI-style recipe, shortened)
-TRAIN_DEFAULTS = {"steps": 5200, "batch_size": 8, "lr": 5e-4, "lr_schedule": "linear", "decay_start": 0.35, "ckpt_every": 100, "grad_clip": 1.0}
+TRAIN_DEFAULTS = {"steps": 8000, "batch_size": 8, "lr": 5e-4, "lr_schedule": "linear", "decay_start": 0.35, "ckpt_every": 100, "grad_clip": 1.0}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The recipe behind the shipped codec weights: the mean-scale hyperprior with gain units (6 λ levels),
 # trained through the shared trainer on random 128×128 crops of BSDS500 (all 500 photos), batch 8,
-# Adam 5e-4 constant for 35 % of the steps then linear decay to 0 (the shipped run was resumed twice with
-# a longer --steps as time allowed: its lr went 5e-4 to step 1040, linearly down to 3.9e-4 at step 1400, back to 5e-4
-# to step 1820, then linearly to 0 at 5200), bf16 autocast on the transforms.
+# Adam 5e-4 constant for 35 % of the steps then linear decay to 0, bf16 autocast on the transforms.
+# The shipped run was resumed three times with a longer --steps as its time budget grew; its lr went
+# 5e-4 to step 1040, down to 3.9e-4 at 1400, 5e-4 to 1820, down to 3.4e-4 at 2900, then 4.9e-4 linearly to 0 at 8000.
 # Resumable: run it again with --resume to continue a killed run.
 #   ENSO_DATA=../shared/data scripts/train_codec.sh RUN_DIR [--resume] [more compress train flags]
 set -euo pipefail
 run="${1:?usage: train_codec.sh RUN_DIR [--resume] [flags]}"; shift
 data="${ENSO_DATA:?set ENSO_DATA to the folder holding train_photos/}/train_photos/bsds500"
 compress train --model mean_scale --data "$data/train" --data "$data/test" --data "$data/val" \
-  --run "$run" --crop 128 --batch-size 8 --steps 5200 --lr 5e-4 --lr-schedule linear --decay-start 0.35 \
+  --run "$run" --crop 128 --batch-size 8 --steps 8000 --lr 5e-4 --lr-schedule linear --decay-start 0.35 \
   --ckpt-every 100 --no-progress "$@"
