@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from ..data import TensorItems
-from ..data.sprites import FACTOR_NAMES, Sprites, render, sample_factors
+from ..data.sprites import FACTOR_NAMES, Sprites, num_combinations, render, sample_factors
 from ..errors import UserError
 from ..metrics.disentanglement import mig
 from ..models.ae import reconstruction_loss
@@ -32,7 +32,7 @@ class DisentanglementConfig:
     data_seed: int = field(default=0, metadata={"help": "seed of the sprite sample"})
     latent_dim: int = 10
     widths: tuple[int, ...] = field(default=(32, 32, 64, 64), metadata={"help": "conv channels per downsampling (both models)"})
-    beta: float = field(default=4.0, metadata={"help": "KL weight of the β-VAE (the plain VAE has 1)"})
+    beta: float = field(default=8.0, metadata={"help": "KL weight of the β-VAE (the plain VAE has 1)"})
     capacity: bool = field(default=False, metadata={"help": "also train a capacity-annealed β-VAE (a third model: 1.5× the time)"})
     capacity_max: float = field(default=25.0, metadata={"help": "KL capacity in nats reached at the end of annealing"})
     capacity_steps: int = field(default=0, metadata={"help": "steps to anneal the capacity over (0: all training steps)"})
@@ -41,13 +41,14 @@ class DisentanglementConfig:
     traversal_columns: int = field(default=9, metadata={"help": "values from -3 to 3 per latent in the traversal figure"})
 
 
-def _sprites(cfg: DisentanglementConfig) -> tuple[Sprites, Sprites]:
-    """Disjoint training and held-out sprites, both from one permutation of the factor grid."""
-    if cfg.images < 1 or cfg.eval_images < 2:
-        raise UserError("--images must be at least 1 and --eval-images at least 2")
+def _sprites(cfg: DisentanglementConfig, split: Literal["train", "held_out"]) -> Sprites:
+    """The training or held-out sprites: disjoint slices of one permutation of the factor grid."""
+    total = num_combinations()
+    if cfg.images < 1 or cfg.eval_images < 2 or cfg.images + cfg.eval_images > total:
+        raise UserError(f"--images (at least 1) plus --eval-images (at least 2) must not exceed the {total} sprite factor combinations")
     factors = sample_factors(cfg.images + cfg.eval_images, cfg.data_seed)
-    train, held = factors[: cfg.images], factors[cfg.images :]
-    return Sprites(render(train), train), Sprites(render(held), held)
+    factors = factors[: cfg.images] if split == "train" else factors[cfg.images :]
+    return Sprites(render(factors), factors)
 
 
 def _model_configs(cfg: DisentanglementConfig, steps: int) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -89,14 +90,14 @@ class Disentanglement(Use):
     default_train = {"steps": 1500, "batch_size": 64, "lr": 1e-3}
 
     def train(self, cfg: DisentanglementConfig, train, out: Path, resume: bool = False) -> None:
-        sprites, _ = _sprites(cfg)
+        sprites = _sprites(cfg, "train")
         data = TensorItems(sprites.images)
         runs = self.folder(out) / "runs"
         for run, (model, mc) in _model_configs(cfg, train.steps).items():
             train_model(model, mc, data, train, runs / run, resume, {"data": "sprites", "images": cfg.images})
 
     def evaluate(self, cfg: DisentanglementConfig, out: Path) -> dict[str, Any]:
-        _, held = _sprites(cfg)
+        held = _sprites(cfg, "held_out")
         runs = self.folder(out) / "runs"
         numbers: dict[str, Any] = {"eval_images": len(held), "factors": list(FACTOR_NAMES)}
         for run in _model_configs(cfg, 0):
@@ -125,16 +126,18 @@ class Disentanglement(Use):
 
         from ..plotting import image_grid, save_figure
 
-        _, held = _sprites(cfg)
+        held = _sprites(cfg, "held_out")
         runs = self.folder(out) / "runs"
         names = list(_model_configs(cfg, 0))
         models = {run: load_run(runs / run) for run in names}
         stats = {}
         for run, model in models.items():
             mu, logvar, _ = _encode(model, held.images)
-            stats[run] = (kl_per_latent(mu, logvar), mig(mu, held.factors, cfg.bins).mig)
+            stats[run] = (kl_per_latent(mu, logvar), mig(mu, held.factors, cfg.bins))
         beta = models["beta_vae"]
-        kl = stats["beta_vae"][0]
+        kl, score = stats["beta_vae"]
+        # each latent's best-known factor: its mutual information over the factor's entropy
+        share = score.mutual_info / score.entropy
         order = torch.argsort(kl, descending=True)
         values = torch.linspace(-3, 3, cfg.traversal_columns)
         x = held.images[:1]
@@ -152,11 +155,12 @@ class Disentanglement(Use):
         ax.imshow(image_grid(frames, nrow=len(values)), cmap="gray", vmin=0, vmax=1)
         cell = 64 + 1
         ax.set_yticks([1 + cell * r + 32 for r in range(rows)])
-        ax.set_yticklabels([f"z{j} ({kl[j]:.2f} nats)" for j in order.tolist()], fontsize=8)
+        labels = [f"z{j}  {kl[j]:.2f} nats\n{FACTOR_NAMES[share[j].argmax()]} {share[j].max():.2f}" for j in order.tolist()]
+        ax.set_yticklabels(labels, fontsize=7)
         ax.set_xticks([1 + cell * c + 32 for c in range(len(values))])
         ax.set_xticklabels([f"{v:.1f}" for v in values.tolist()], fontsize=8)
         ax.set_xlabel("value of the traversed latent (others at the image's posterior mean)")
-        ax.set_title(f"β-VAE (β={beta.config.beta:g}) latent traversals, rows by KL")
+        ax.set_title(f"β-VAE (β={beta.config.beta:g}) latent traversals, rows by KL; labels: KL, best factor I(z;v)/H(v)", fontsize=9)
         ax = fig.add_subplot(grid[0, 1])
         ax.imshow(image_grid(torch.cat([x, recon]), nrow=2), cmap="gray", vmin=0, vmax=1)
         ax.set_title("the real image and its β-VAE reconstruction", fontsize=9)
@@ -169,6 +173,6 @@ class Disentanglement(Use):
         ax.set_xlabel("latent rank by KL (each model sorted)")
         ax.set_ylabel("KL per latent (nats, held-out mean)")
         ax.legend(fontsize=8)
-        title = ", ".join(f"{run} {stats[run][1]:.3f}" for run in names)
+        title = ", ".join(f"{run} {stats[run][1].mig:.3f}" for run in names)
         fig.suptitle(f"MIG on {len(held)} held-out sprites: {title}")
         return save_figure(fig, self.folder(out) / f"{self.name}.png")
