@@ -4,7 +4,7 @@ Both models share one conv architecture and a 10-D latent and train on the same 
 dSprites-like images (:mod:`shared.data.sprites`); the β-VAE weighs the KL term by ``--beta``
 (and, with ``--capacity``, a third model anneals a KL capacity instead, Burgess et al. 2018).
 Numbers: MIG (and its per-factor gaps) of every model on held-out sprites, per-latent KL (nats),
-reconstruction BCE through the posterior mean (nats per image) and the training steps used.
+reconstruction BCE through the posterior mean (nats per image) and the training steps and time.
 Figure: the β-VAE's latent traversals (one row per latent, sorted by KL; columns set that latent
 to -3 … 3 with the others at a real image's posterior mean), the per-latent KL of the models,
 and the MIG of each in the title.
@@ -22,7 +22,7 @@ from ..data.sprites import FACTOR_NAMES, Sprites, num_combinations, render, samp
 from ..errors import UserError
 from ..metrics.disentanglement import mig
 from ..models.ae import reconstruction_loss
-from .base import Use, load_run, register_use, train_model
+from .base import Use, load_run, register_use, run_summary, train_model
 
 
 @dataclass
@@ -112,7 +112,7 @@ class Disentanglement(Use):
                 "kl_per_latent_nats": kl.round(decimals=4).tolist(),
                 "kl_nats": float(kl.sum()),
                 "recon_bce_nats": bce,
-                "steps": int(model.steps_done),
+                "training": run_summary(runs / run),
                 "beta": model.config.beta if model.config.capacity_max <= 0 else None,
                 "capacity_max": model.config.capacity_max or None,
             }
@@ -136,7 +136,7 @@ class Disentanglement(Use):
             stats[run] = (kl_per_latent(mu, logvar), mig(mu, held.factors, cfg.bins))
         beta = models["beta_vae"]
         kl, score = stats["beta_vae"]
-        # each latent's best-known factor: its mutual information over the factor's entropy
+        # each used latent's best-known factor: its mutual information over the factor's entropy
         share = score.mutual_info / score.entropy
         order = torch.argsort(kl, descending=True)
         values = torch.linspace(-3, 3, cfg.traversal_columns)
@@ -155,7 +155,10 @@ class Disentanglement(Use):
         ax.imshow(image_grid(frames, nrow=len(values)), cmap="gray", vmin=0, vmax=1)
         cell = 64 + 1
         ax.set_yticks([1 + cell * r + 32 for r in range(rows)])
-        labels = [f"z{j}  {kl[j]:.2f} nats\n{FACTOR_NAMES[share[j].argmax()]} {share[j].max():.2f}" for j in order.tolist()]
+        labels = [
+            f"z{j}  {kl[j]:.2f} nats\n" + (f"{FACTOR_NAMES[share[j].argmax()]} {share[j].max():.2f}" if kl[j] >= 0.05 else "unused")
+            for j in order.tolist()
+        ]
         ax.set_yticklabels(labels, fontsize=7)
         ax.set_xticks([1 + cell * c + 32 for c in range(len(values))])
         ax.set_xticklabels([f"{v:.1f}" for v in values.tolist()], fontsize=8)
