@@ -13,7 +13,7 @@ import json
 import os
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -87,17 +87,35 @@ def model_from_checkpoint(path: str | os.PathLike) -> torch.nn.Module:
     return model
 
 
-def export_weights(model: torch.nn.Module, folder: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
-    """Write ``model.safetensors`` and ``model.json`` (registry name + config) into ``folder``."""
+def export_weights(
+    model: torch.nn.Module,
+    folder: str | os.PathLike,
+    extra: dict[str, Any] | None = None,
+    parts: Sequence[str] | None = None,
+    half: bool = False,
+) -> Path:
+    """Write ``model.safetensors`` and ``model.json`` (registry name + config) into ``folder``.
+
+    ``parts``: only the submodules with these names are written (e.g. a GAN's generators, without
+    its discriminators), and recorded in ``model.json`` so :func:`load_exported` accepts the rest
+    missing. ``half``: floating-point tensors are stored as fp16 (loaded back as fp32).
+    """
     from .registry import describe
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = model.state_dict()
+    if parts is not None:
+        unknown = [p for p in parts if not any(k.startswith(p + ".") for k in state)]
+        if unknown:
+            raise ValueError(f"the model has no parts {unknown}")
+        state = {k: v for k, v in state.items() if k.split(".")[0] in parts}
+    tensors = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in state.items()}
     tmp = folder / ".model.safetensors.tmp"
     save_file(tensors, str(tmp))
     os.replace(tmp, folder / "model.safetensors")
-    save_json({**describe(model), **(extra or {})}, folder / "model.json")
+    meta = {**describe(model), **({"parts": list(parts)} if parts is not None else {}), **(extra or {})}
+    save_json(meta, folder / "model.json")
     return folder / "model.safetensors"
 
 
@@ -113,9 +131,17 @@ def load_exported(folder: str | os.PathLike, device: str | torch.device = "cpu")
         raise UserError(f"{folder} holds no exported model (model.json + model.safetensors); train one with 'ae train'")
     meta = json.loads(meta_path.read_text())
     model = build(meta["name"], meta["config"])
-    state = load_file(str(weights))
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(weights)).items()}
+    parts = meta.get("parts")
     try:
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        if parts is None:
+            model.load_state_dict(state)
+        else:  # a partial export: every tensor of the named parts, nothing else
+            expected = {k for k in model.state_dict() if k.split(".")[0] in parts}
+            if set(state) != expected:
+                odd = sorted(expected.symmetric_difference(state))
+                raise RuntimeError(f"expected exactly the tensors of {parts}; {len(odd)} differ, e.g. {odd[0]!r}")
+            model.load_state_dict(state, strict=False)
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise UserError(f"weights in {weights} do not fit model {meta['name']!r}: {first}") from None

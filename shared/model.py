@@ -24,8 +24,10 @@ class TrainableModel(nn.Module):
 
     config: Any
     registry_name: str
-    #: convolutional models run channels_last on the fast path
+    #: convolutional models run bf16 autocast on the fast path
     conv: bool = True
+    #: ... in channels_last memory format, unless a model opts out (see CycleGAN)
+    channels_last: bool = True
 
     def optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
         """The optimisers, in stepping order. ``lr`` and ``weight_decay`` come from the train config."""

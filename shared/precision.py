@@ -69,8 +69,10 @@ class Precision:
         return x
 
 
-def resolve_precision(precision: str, device: torch.device, conv_model: bool = True) -> Precision:
-    """``fp32`` | ``bf16`` | ``auto`` on ``device``; channels_last goes with bf16 for conv models."""
+def resolve_precision(precision: str, device: torch.device, conv_model: bool = True, channels_last: bool = True) -> Precision:
+    """``fp32`` | ``bf16`` | ``auto`` on ``device``; channels_last goes with bf16 for conv models
+    that do not opt out (``channels_last=False``: models whose instance norms would convert every
+    activation back to NCHW, where the layout changes cost more than channels_last saves)."""
     if precision not in ("fp32", "bf16", "auto"):
         raise UserError(f"--precision must be fp32, bf16 or auto, not {precision!r}")
     if precision == "bf16" and not bf16_supported(device) and device.type == "cuda":
@@ -78,4 +80,4 @@ def resolve_precision(precision: str, device: torch.device, conv_model: bool = T
     # auto on a CPU: bf16 pays off for convolutions; small MLPs run faster in fp32 (measured)
     auto_bf16 = bf16_supported(device) and (conv_model or device.type == "cuda")
     use_bf16 = precision == "bf16" or (precision == "auto" and auto_bf16)
-    return Precision(device, torch.bfloat16 if use_bf16 else None, use_bf16 and conv_model)
+    return Precision(device, torch.bfloat16 if use_bf16 else None, use_bf16 and conv_model and channels_last)

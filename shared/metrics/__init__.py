@@ -7,4 +7,5 @@
 * :mod:`.detection`: ROC-AUC of anomaly scores
 * :mod:`.codebook`: perplexity, usage and dead latents
 * :mod:`.disentanglement`: MIG
+* :mod:`.distribution`: FID and KID (pytorch-fid's Inception, offline weights)
 """

@@ -64,6 +64,10 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
 class CycleGAN(TrainableModel):
     """CycleGAN: unpaired A ↔ B translation; batch (a, b) in [0, 1]."""
 
+    #: bf16 in NCHW: instance norm returns NCHW, so channels_last pays a layout copy per norm layer;
+    #: measured (scripts/bench_translate.py) NCHW bf16 is the faster fast path for these networks
+    channels_last = False
+
     def __init__(self, config: CycleGANConfig):
         super().__init__()
         self.config = c = config

@@ -1,0 +1,118 @@
+#!/usr/bin/env python
+"""CycleGAN speed: training iterations/s against the anchor's fp32 NCHW, and inference per generator.
+
+Training (batch 1, 256×256, one full CycleGAN iteration: two generators, two PatchGANs, forward,
+backward and both optimisers through the shared trainer's ``train_step``):
+
+* ``anchor``: ResNet-9 generators (ngf 64), fp32 NCHW, as the anchor trains;
+* ``same networks``: the same networks with bf16 autocast, in channels_last and in NCHW (the
+  instance norms return NCHW, so channels_last pays two layout copies per norm layer; CycleGAN
+  therefore trains in bf16 NCHW);
+* ``shipped recipe``: the mobile generator (ngf 32, resize + conv) with the fast path, at 256² and
+  at the 128² crops the shipped weights were trained on.
+
+The cases alternate in rounds so background load hits all alike; the median round counts.
+Inference: ms per 256×256 and per 1024×768 image (fp32, ``translate.apply.apply_generator``, one
+image at a time) and GMACs at 256², for each generator option.
+
+    python scripts/bench_translate.py [--rounds 3] [--steps 2] [--threads 2] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from shared import registry
+from shared.data import TensorItems
+from shared.trainer import TrainConfig, Trainer, seed_everything
+from translate.apply import apply_generator
+from translate.models.generators import build_generator, gmacs
+
+ANCHOR = {"generator": "resnet", "ngf": 64, "n_blocks": 9}
+SHIPPED = {"generator": "mobile", "ngf": 32, "n_blocks": 9, "upsample": "resize_conv"}
+TRAIN_CASES = {  # label → (model config, precision, crop, channels_last)
+    "anchor: ResNet-9, fp32 NCHW": (ANCHOR, "fp32", 256, False),
+    "same networks, bf16 + channels_last": (ANCHOR, "bf16", 256, True),
+    "same networks, bf16 NCHW (ours)": (ANCHOR, "bf16", 256, False),
+    "shipped recipe (mobile ngf 32), bf16": (SHIPPED, "bf16", 256, False),
+    "shipped recipe at its 128² crops": (SHIPPED, "bf16", 128, False),
+}
+GENERATORS = {  # label → build_generator arguments (kind, ngf, n_blocks, num_downs, upsample)
+    "resnet-9 (anchor)": ("resnet", 64, 9, 8, "transposed"),
+    "resnet-6": ("resnet", 64, 6, 8, "transposed"),
+    "unet-256": ("unet", 64, 9, 8, "transposed"),
+    "mobile ngf 64": ("mobile", 64, 9, 8, "resize_conv"),
+    "mobile ngf 32 (shipped)": ("mobile", 32, 9, 8, "resize_conv"),
+    "mobile ngf 16": ("mobile", 16, 9, 8, "resize_conv"),
+}
+
+
+def make_trainer(config: dict, precision: str, crop: int, channels_last: bool) -> tuple[Trainer, object]:
+    seed_everything(0)
+    model = registry.build("cyclegan", config)
+    model.channels_last = channels_last  # CycleGAN's own choice is NCHW; the benchmark shows why
+    data = TensorItems(torch.rand(2, 3, crop, crop), torch.rand(2, 3, crop, crop))
+    trainer = Trainer(model, data, TrainConfig(steps=10**9, batch_size=1, precision=precision, progress=False, device="cpu"))
+    return trainer, next(iter(trainer.loader()))
+
+
+def iterations_per_s(trainer: Trainer, batch, steps: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        trainer.train_step(batch)
+    return steps / (time.perf_counter() - t0)
+
+
+def inference_ms(net: torch.nn.Module, h: int, w: int, repeats: int) -> float:
+    img = torch.rand(3, h, w)
+    apply_generator(net, img)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        apply_generator(net, img)
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=2, help="timed iterations per round and case")
+    p.add_argument("--repeats", type=int, default=3, help="timed inferences per image size")
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}")
+    runs = {label: make_trainer(*case) for label, case in TRAIN_CASES.items()}
+    for trainer, batch in runs.values():
+        iterations_per_s(trainer, batch, 1)  # warm-up (oneDNN kernel selection)
+    rates: dict[str, list[float]] = {label: [] for label in runs}
+    for _ in range(args.rounds):
+        for label, (trainer, batch) in runs.items():
+            rates[label].append(iterations_per_s(trainer, batch, args.steps))
+    base = statistics.median(rates[next(iter(TRAIN_CASES))])
+    results: dict = {"threads": args.threads, "training": {}, "inference": {}}
+    print("\ntraining, batch 1 (one iteration = both generators and both discriminators, forward + backward)")
+    for label, r in rates.items():
+        it = statistics.median(r)
+        results["training"][label] = {"it_s": it, "s_per_it": 1 / it, "speedup": it / base}
+        print(f"  {label:44s} {it:7.3f} it/s  {1 / it:6.2f} s/it  {it / base:5.2f}x")
+    print("\ninference (fp32, one image): ms per image")
+    for label, args_g in GENERATORS.items():
+        torch.manual_seed(0)
+        net = build_generator(*args_g).eval()
+        row = {"gmacs_256": gmacs(net, 256), "ms_256": inference_ms(net, 256, 256, args.repeats), "ms_1024x768": inference_ms(net, 768, 1024, args.repeats)}
+        results["inference"][label] = row
+        print(f"  {label:24s} {row['gmacs_256']:6.2f} GMACs@256  {row['ms_256']:8.1f} ms @256²  {row['ms_1024x768']:8.1f} ms @1024×768")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# horse2zebra end to end: download the data (unless present), train, translate, evaluate.
+# The defaults are the recipe of the shipped weights (translate/weights/horse2zebra): the mobile
+# generator (depthwise-separable bottleneck, ngf 32, resize + conv upsampling), 128² crops of
+# 286² images, 9,000 steps of batch 1 (≈ 6.7 epochs), lr 2e-4 constant for half, then linear to 0.
+# Resumable: run it again to continue a killed run. Extra flags go to `translate train`; for the
+# anchor's full recipe use e.g. --generator resnet --ngf 64 --size 256 --steps 266800.
+#   scripts/horse2zebra.sh RUN_DIR [translate train flags]
+set -euo pipefail
+run="${1:?usage: horse2zebra.sh RUN_DIR [translate train flags]}"; shift
+here="$(cd "$(dirname "$0")" && pwd)"
+data="${ENSO_DATA:-./data}"
+[ -d "$data/horse2zebra/trainA" ] || "$here/download_cyclegan_dataset.sh" horse2zebra "$data"
+resume=(); [ -f "$run/checkpoint.pt" ] && resume=(--resume)
+translate train horse2zebra --data "$data/horse2zebra" --run "$run" "${resume[@]}" \
+  --generator mobile --ngf 32 --upsample resize_conv --size 128 --load-size 286 \
+  --steps 9000 --ckpt-every 500 --log-every 100 "$@"
+mkdir -p "$run/samples"
+translate horse2zebra "$data/horse2zebra/testA" -o "$run/samples/fake_B" --model "$run" --force
+translate eval horse2zebra --data "$data/horse2zebra" --model "$run"   # FID/KID, cycle PSNR, $run/eval/index.html

@@ -1,0 +1,127 @@
+"""Evaluate a translator on a data set's test split: ``translate eval``.
+
+    translate eval horse2zebra [--model RUN] [--data DIR] [-o OUT] [--size 256] [--limit N] [--html 16]
+
+The protocol of CUT (Park et al. 2020) and its FID tables: every test image is resized to
+``size``² (256), translated, rounded to 8 bits and saved as PNG; FID and KID compare the translated
+test A with the real test B (and the translated test B with the real test A) through pytorch-fid's
+Inception (pool3, 2048-d; see :mod:`shared.metrics.distribution` for where its weights come from).
+The cycle-reconstruction PSNR (A → B → A against A, and B → A → B against B) is reported too.
+
+Written to ``OUT`` (default: ``RUN/eval`` for a run folder; required for the shipped weights):
+``fake_B/``, ``fake_A/`` (translated test images), ``images/`` (the triplets on the page),
+``results.json`` and ``index.html``, a page of input / translated / reconstructed triplets.
+KID is reported in plain units; CUT's tables quote KID × 100.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from shared.config import save_json
+from shared.data.images import list_images, load_image, save_image
+from shared.errors import UserError
+from shared.metrics import distribution
+from shared.metrics.image import psnr
+
+from .apply import load_translator, resize
+from .data import dataset_folders
+from .models.cyclegan import CycleGAN
+from .webpage import write_page
+
+#: direction → (source folder side, target side, forward generator, backward generator)
+SIDES = {"ab": ("A", "B", "g_ab", "g_ba"), "ba": ("B", "A", "g_ba", "g_ab")}
+
+
+def quantize(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] float → the same values rounded to 8 bits (what a saved PNG holds)."""
+    return x.clamp(0, 1).mul(255).round().div(255)
+
+
+@torch.no_grad()
+def _to_net(net: torch.nn.Module, img: torch.Tensor) -> torch.Tensor:
+    """One (3, S, S) image in [0, 1] through a generator ([-1, 1] inside) → (3, S, S) in [0, 1], 8-bit."""
+    p = next(net.parameters())
+    y = net(img[None].to(p.device, p.dtype) * 2 - 1)
+    return quantize(((y[0].float() + 1) / 2).cpu())
+
+
+def translate_split(
+    model: CycleGAN, files: list[Path], direction: str, out: Path, size: int, html_rows: int
+) -> tuple[list[torch.Tensor], list[float], list[tuple[str, list[tuple[str, str]]]]]:
+    """Translate and reconstruct ``files``; saves ``out/fake_<target>/NAME.png`` and the first
+    ``html_rows`` triplets under ``out/images/``. Returns (fakes, cycle PSNRs, page rows)."""
+    src, dst, fwd, bwd = SIDES[direction]
+    g_fwd, g_bwd = getattr(model, fwd), getattr(model, bwd)
+    fakes, psnrs, rows = [], [], []
+    for i, f in enumerate(tqdm(files, desc=f"{src} → {dst}", unit="img")):
+        x = quantize(resize(load_image(f, "RGB"), (size, size), "bicubic"))
+        fake = _to_net(g_fwd, x)
+        rec = _to_net(g_bwd, fake)
+        save_image(fake, out / f"fake_{dst}" / f"{f.stem}.png")
+        fakes.append(fake)
+        psnrs.append(float(psnr(rec[None], x[None])[0]))
+        if i < html_rows:
+            cells = []
+            for caption, img in ((f"real {src}", x), (f"fake {dst}", fake), (f"rec {src}", rec)):
+                rel = f"images/{direction}_{f.stem}_{caption.split()[0]}.png"
+                save_image(img, out / rel)
+                cells.append((caption, rel))
+            rows.append((f.stem, cells))
+    return fakes, psnrs, rows
+
+
+def evaluate(
+    model_source: str | Path | None,
+    dataset: str,
+    data: str | Path | None,
+    out: Path | None,
+    size: int = 256,
+    limit: int | None = None,
+    html_rows: int = 16,
+    inception_weights: str | Path | None = None,
+    device: str | torch.device = "cpu",
+) -> dict:
+    """Evaluate both directions; returns (and writes to ``out/results.json``) per direction:
+    ``fid``, ``kid``, ``kid_std``, ``cycle_psnr`` (dB, mean) and ``n`` (images translated)."""
+    if out is None:
+        if model_source is None or not (Path(model_source) / "checkpoint.pt").is_file():
+            raise UserError("give -o OUT (the evaluation folder); only a run folder has a default (RUN/eval)")
+        out = Path(model_source) / "eval"
+    if size < 64 or limit is not None and limit < 2:
+        raise UserError("--size must be at least 64 and --limit at least 2 (FID needs several images)")
+    model = load_translator(model_source, dataset, device)
+    test_a, test_b = dataset_folders(dataset, data, split="test")
+    files = {"A": list_images(test_a)[:limit], "B": list_images(test_b)[:limit]}
+    distribution.inception_model(inception_weights)  # weights missing: fail before translating anything
+    t0 = time.perf_counter()
+    reals = {
+        side: distribution.inception_features(
+            (quantize(resize(load_image(f, "RGB"), (size, size), "bicubic"))[None] for f in fs), inception_weights, device
+        )
+        for side, fs in files.items()
+    }
+    results: dict = {"dataset": dataset, "size": size, "model": str(model_source or f"shipped {dataset}"),
+                     "trained_steps": getattr(model, "trained_steps", None), "generator": vars(model.config)}
+    sections = []
+    for direction, (src, dst, _, _) in SIDES.items():
+        fakes, psnrs, rows = translate_split(model, files[src], direction, out, size, html_rows)
+        feats = distribution.inception_features((f[None] for f in fakes), inception_weights, device)
+        kid, kid_std = distribution.kid(feats, reals[dst])
+        results[f"{src}2{dst}"] = {
+            "fid": distribution.fid(feats, reals[dst]), "kid": kid, "kid_std": kid_std,
+            "cycle_psnr": sum(psnrs) / len(psnrs), "n": len(fakes), "n_real": len(files[dst]),
+        }
+        sections.append((f"{src} → {dst} → {src}", rows))
+    results["seconds"] = round(time.perf_counter() - t0, 1)
+    save_json(results, out / "results.json")
+    summary = {
+        f"{k} ({v['n']} vs {v['n_real']} real)": f"FID {v['fid']:.1f} · KID×100 {100 * v['kid']:.2f} ± {100 * v['kid_std']:.2f} · cycle PSNR {v['cycle_psnr']:.2f} dB"
+        for k, v in results.items() if isinstance(v, dict) and "fid" in v
+    }
+    summary["model"] = f"{results['model']} ({results['trained_steps']} steps)"
+    write_page(out / "index.html", f"{dataset}: translations and cycle reconstructions", sections, summary)
+    return results

@@ -1,0 +1,33 @@
+"""Turn a CycleGAN training run into shippable translator weights: both generators, fp16."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from shared.checkpoint import export_weights, model_from_checkpoint
+from shared.errors import UserError
+
+from .models.cyclegan import CycleGAN
+
+GENERATORS = ("g_ab", "g_ba")
+
+
+def export_translator(run: Path, out: Path, force: bool = False) -> Path:
+    """Write ``out/model.safetensors`` (``g_ab`` and ``g_ba`` only, fp16; no discriminators, no
+    image pools) and ``out/model.json`` (config, trained steps, data set) from ``run/checkpoint.pt``.
+
+    :func:`translate.apply.load_translator` loads the result like any export. An existing
+    ``out/model.safetensors`` is replaced only with ``force``.
+    """
+    run, out = Path(run), Path(out)
+    if not (run / "checkpoint.pt").is_file():
+        raise UserError(f"{run} holds no checkpoint.pt; give a run folder made by 'translate train'")
+    if (out / "model.safetensors").exists() and not force:
+        raise UserError(f"{out / 'model.safetensors'} exists; pass --force to overwrite")
+    model = model_from_checkpoint(run / "checkpoint.pt")
+    if not isinstance(model, CycleGAN):
+        raise UserError(f"{run} holds a {getattr(model, 'registry_name', type(model).__name__)!r} model, not a translator")
+    run_cfg = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
+    extra = {"trained_steps": model.trained_steps, "run": run.name}
+    extra.update({k: run_cfg[k] for k in ("data", "size", "load_size") if k in run_cfg})
+    return export_weights(model, out, extra=extra, parts=GENERATORS, half=True)
