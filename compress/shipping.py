@@ -13,21 +13,25 @@ def export_codec(run: Path, out: Path) -> Path:
     """Write ``out/model.safetensors`` (fp16 weights, int32 entropy tables) and ``out/model.json``.
 
     The weights are rounded to fp16 first and the entropy tables computed from the rounded
-    weights, so the shipped file is exactly what encoders and decoders use.
+    weights, so the shipped file is exactly what encoders and decoders use. Floating-point
+    buffers are the code's constants, not learned weights, and stay float32: in fp16 the
+    entropy models' 1e-9 likelihood bounds become 0 (unbounded estimates, −log2 0 = inf once an
+    outlier's likelihood underflows) and the scale table would no longer be the one its CDFs
+    were built from.
     """
     if not (Path(run) / "checkpoint.pt").is_file():
         raise UserError(f"{run} holds no checkpoint.pt; give a run folder made by 'compress train'")
     model = model_from_checkpoint(Path(run) / "checkpoint.pt")
     step = model.trained_steps
     with torch.no_grad():
-        for t in list(model.parameters()) + list(model.buffers()):
-            if t.is_floating_point():
-                t.copy_(t.half().float())
+        for t in model.parameters():
+            t.copy_(t.half().float())
     model.update(force=True)
     path = export_weights(model, out, extra={"trained_steps": step, "run": Path(run).name})
     from safetensors.torch import load_file, save_file
 
-    tensors = {k: (v.half() if v.is_floating_point() else v) for k, v in load_file(str(path)).items()}
+    params = {name for name, _ in model.named_parameters()}
+    tensors = {k: (v.half() if v.is_floating_point() and k in params else v) for k, v in load_file(str(path)).items()}
     tmp = path.with_suffix(".tmp")
     save_file(tensors, str(tmp))
     tmp.replace(path)

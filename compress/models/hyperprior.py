@@ -6,7 +6,8 @@ h_s(ẑ) gives each element of y a Gaussian scale (and mean), under which Compre
 
 Determinism: the decoder must derive exactly the encoder's CDF indexes from ẑ, or decoding
 fails. So h_s runs in float64 on one thread when coding (identical under any thread count and
-in any process), and the scale → CDF index lookup is one exact ``searchsorted``.
+in any process), and the scale → CDF index lookup (the nearest table scale, see
+:func:`scale_indexes`) is one exact ``searchsorted``.
 """
 from __future__ import annotations
 
@@ -19,9 +20,19 @@ from shared.registry import register
 from .base import CodecConfig, GainedCodec, conv, deconv
 
 def scale_indexes(table: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    """CDF index per scale, equal to ``GaussianConditional.build_indexes`` (the number of table
-    entries below the scale, at most len(table) - 1) in one ``searchsorted`` instead of a pass per entry."""
-    return torch.searchsorted(table[:-1].to(scales.dtype), scales.contiguous(), right=False).int()
+    """CDF index per scale: the table entry nearest to the scale in log scale, by one exact
+    ``searchsorted`` against the geometric midpoints of neighbouring entries (computed in float64:
+    a product of two float32 values is exact there and ``sqrt`` is correctly rounded, so every
+    machine gets the same boundaries). Scales below the table give 0, above it len(table) - 1.
+
+    CompressAI's ``GaussianConditional.build_indexes`` rounds each scale *up* to the next entry
+    (64 entries, 13 % apart): the coded Gaussians are then always wider than the predicted ones,
+    which cost 2.1–3.4 % of y's bits on Kodak with the shipped weights; rounding to the nearest
+    entry costs 0.05 % (rounded down as often as up, the first-order losses cancel).
+    """
+    t = table.double()
+    mids = (t[:-1] * t[1:]).sqrt()
+    return torch.searchsorted(mids, scales.double().contiguous(), right=False).int()
 
 
 class _OneThread:
