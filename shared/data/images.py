@@ -5,6 +5,7 @@
   (``RGB`` or ``L``; palette, CMYK, 16-bit and alpha images are converted), and turns unreadable,
   truncated and decompression-bomb files into a :class:`~shared.errors.UserError`.
 * :class:`ImageFolder` serves random crops (and flips) keyed by ``(index, item_seed)``.
+* :func:`sample_photo` is a photo every install has (for the demos).
 """
 from __future__ import annotations
 
@@ -69,6 +70,13 @@ def open_image(path: str | os.PathLike, mode: Mode = "RGB") -> Image.Image:
         raise UserError(f"image {path} is too large to decode safely (a decompression bomb?)") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise UserError(f"image {path} cannot be read ({e}); it is truncated, damaged or not an image") from None
+
+
+def sample_photo() -> Path:
+    """Grace Hopper's portrait from matplotlib's bundled sample data (512×600 JPEG)."""
+    import matplotlib.cbook
+
+    return Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 
 
 def save_image(img: torch.Tensor, path: str | os.PathLike) -> None:
