@@ -307,9 +307,9 @@ def translate_here(capsys, *args: str) -> tuple[int, str]:
 
 
 def test_cli_trains_translates_and_refuses_bad_input(tmp_path, capsys, monkeypatch):
-    import translate.apply
+    from translate import apply as translate_apply
 
-    monkeypatch.setattr(translate.apply, "WEIGHTS_DIR", tmp_path / "no_weights")  # as if none were shipped
+    monkeypatch.setattr(translate_apply, "WEIGHTS_DIR", tmp_path / "no_weights")  # as if none were shipped
     data = tmp_path / "h2z"
     write_images(data / "trainA", 3)
     write_images(data / "trainB", 3, seed=1)
