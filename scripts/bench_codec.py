@@ -4,7 +4,8 @@
 * speed: encode and decode of one Kodak image (768×512) on ``--threads`` threads, ours against
   ``compressai.zoo.mbt2018_mean`` (the same mean-scale hyperprior architecture) carrying *our*
   trained weights at the same rate level (the gain folded into its convolutions), so both code
-  the same latents and only the implementations differ;
+  the same latents and only the implementations differ (and the CDF choice: CompressAI rounds
+  each scale up to the next table entry, ours to the nearest, which saves about 2.5 % of y's bits);
 * size: the file's bytes against the model's estimated bits (−Σ log2 likelihoods) plus the header;
 * memory (``--large``): peak resident memory of encoding and decoding a 4000×3000 photo, each in a
   fresh process.
