@@ -319,6 +319,8 @@ def test_cli_trains_translates_and_refuses_bad_input(tmp_path, capsys, monkeypat
                     "--threads", "1", "--precision", "fp32", "--no-progress")
     assert out.returncode == 0, out.stderr
     assert (run / "export" / "model.safetensors").is_file() and json.loads((run / "config.json").read_text())["load_size"] == 36
+    page = (run / "web" / "index.html").read_text()  # the run's page: 3 training images per domain, as no test split exists
+    assert page.count("<img") == 18 and "cycle PSNR" in page
 
     photos = tmp_path / "photos"
     write_images(photos, 2, size=(37, 53))

@@ -102,7 +102,20 @@ def train(ns: argparse.Namespace) -> None:
     if ns.size % model.stride:
         raise UserError(f"--size {ns.size} must be a multiple of {model.stride} for the {model_cfg.generator} generator")
     extra = {"data": {"name": name, "a": str(folder_a), "b": str(folder_b)}, "size": ns.size, "load_size": load_size}
-    Trainer(model, data, cfg, ns.run, resume=ns.resume, extra_config=extra).fit()
+    trainer = Trainer(model, data, cfg, ns.run, resume=ns.resume, extra_config=extra)
+    trainer.fit()
+    model.trained_steps = trainer.step
+    from shared import distributed
+
+    if distributed.is_main():
+        from .evaluate import preview_page
+
+        try:  # the page shows test images when the data set has them
+            test_a, test_b = dataset_folders(name, ns.data, split="test") if ns.a is None else (folder_a, folder_b)
+        except UserError:
+            test_a, test_b = folder_a, folder_b
+        page = preview_page(model, {"A": test_a, "B": test_b}, ns.run / "web", size=max(ns.size, 64))
+        print(f"page of translations: {page}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,7 +11,8 @@ The cycle-reconstruction PSNR (A → B → A against A, and B → A → B agains
 Written to ``OUT`` (default: ``RUN/eval`` for a run folder; required for the shipped weights):
 ``fake_B/``, ``fake_A/`` (translated test images), ``images/`` (the triplets on the page),
 ``results.json`` and ``index.html``, a page of input / translated / reconstructed triplets.
-KID is reported in plain units; CUT's tables quote KID × 100.
+KID is reported in plain units; CUT's tables quote KID × 100. :func:`preview_page` writes the
+same page without metrics: ``translate train`` leaves one in ``RUN/web/`` when it ends.
 """
 from __future__ import annotations
 
@@ -50,14 +51,14 @@ def _to_net(net: torch.nn.Module, img: torch.Tensor) -> torch.Tensor:
 
 
 def translate_split(
-    model: CycleGAN, files: list[Path], direction: str, out: Path, size: int, html_rows: int
+    model: CycleGAN, files: list[Path], direction: str, out: Path, size: int, html_rows: int, progress: bool = True
 ) -> tuple[list[torch.Tensor], list[float], list[tuple[str, list[tuple[str, str]]]]]:
     """Translate and reconstruct ``files``; saves ``out/fake_<target>/NAME.png`` and the first
     ``html_rows`` triplets under ``out/images/``. Returns (fakes, cycle PSNRs, page rows)."""
     src, dst, fwd, bwd = SIDES[direction]
     g_fwd, g_bwd = getattr(model, fwd), getattr(model, bwd)
     fakes, psnrs, rows = [], [], []
-    for i, f in enumerate(tqdm(files, desc=f"{src} → {dst}", unit="img")):
+    for i, f in enumerate(tqdm(files, desc=f"{src} → {dst}", unit="img", disable=not progress)):
         x = quantize(resize(load_image(f, "RGB"), (size, size), "bicubic"))
         fake = _to_net(g_fwd, x)
         rec = _to_net(g_bwd, fake)
@@ -72,6 +73,18 @@ def translate_split(
                 cells.append((caption, rel))
             rows.append((f.stem, cells))
     return fakes, psnrs, rows
+
+
+def preview_page(model: CycleGAN, folders: dict[str, Path], out: Path, size: int = 256, n: int = 8) -> Path:
+    """``out/index.html``: the first ``n`` images of each domain's folder (``folders``: side → folder)
+    with their translations and cycle reconstructions, as the anchor's per-run ``web/`` page."""
+    sections, summary = [], {"model": f"{getattr(model, 'trained_steps', '?')} steps"}
+    model = model.eval()
+    for direction, (src, dst, _, _) in SIDES.items():
+        _, psnrs, rows = translate_split(model, list_images(folders[src])[:n], direction, out, size, n, progress=False)
+        sections.append((f"{src} → {dst} → {src}", rows))
+        summary[f"{src}2{dst} cycle PSNR ({len(psnrs)} images)"] = f"{sum(psnrs) / len(psnrs):.2f} dB"
+    return write_page(out / "index.html", "translations and cycle reconstructions", sections, summary)
 
 
 def evaluate(
