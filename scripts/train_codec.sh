@@ -3,7 +3,9 @@
 # trained through the shared trainer on random 128×128 crops of BSDS500 (all 500 photos), batch 8,
 # Adam 5e-4 constant for 35 % of the steps then linear decay to 0, bf16 autocast on the transforms.
 # The shipped run was resumed three times with a longer --steps as its time budget grew; its lr went
-# 5e-4 to step 1040, down to 3.9e-4 at 1400, 5e-4 to 1820, down to 3.4e-4 at 2900, then 4.9e-4 linearly to 0 at 8000.
+# 5e-4 to step 1040, down to 3.9e-4 at 1400, 5e-4 to 1820, down to 3.4e-4 at 2900, then 4.9e-4 linearly to 0 at 8000
+# (the first shipped weights, step 7,800); in a second session it was resumed at 7,800 with --steps 28000 (a warm
+# restart: 5e-4 constant to 9,800, then decaying) and at 11,575 with --steps 21000 (3.45e-4 linearly to 0 at 21,000).
 # Resumable: run it again with --resume to continue a killed run.
 #   ENSO_DATA=../shared/data scripts/train_codec.sh RUN_DIR [--resume] [more compress train flags]
 set -euo pipefail
