@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from shared.checkpoint import export_weights, model_from_checkpoint
+from shared.checkpoint import export_weights, model_from_checkpoint, save_safetensors
 from shared.errors import UserError
 
 
@@ -28,11 +28,8 @@ def export_codec(run: Path, out: Path) -> Path:
             t.copy_(t.half().float())
     model.update(force=True)
     path = export_weights(model, out, extra={"trained_steps": step, "run": Path(run).name})
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     params = {name for name, _ in model.named_parameters()}
-    tensors = {k: (v.half() if v.is_floating_point() and k in params else v) for k, v in load_file(str(path)).items()}
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp))
-    tmp.replace(path)
+    save_safetensors({k: (v.half() if v.is_floating_point() and k in params else v) for k, v in load_file(str(path)).items()}, path)
     return path

@@ -17,7 +17,8 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_safetensors_bytes
 
 from .config import atomic_write_bytes, save_json
 from .errors import UserError
@@ -87,6 +88,12 @@ def model_from_checkpoint(path: str | os.PathLike) -> torch.nn.Module:
     return model
 
 
+def save_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """Write ``tensors`` as a safetensors file, atomically and readable as the umask allows
+    (safetensors' own ``save_file`` creates files readable by their owner only)."""
+    atomic_write_bytes(path, save_safetensors_bytes(tensors))
+
+
 def export_weights(
     model: torch.nn.Module,
     folder: str | os.PathLike,
@@ -111,9 +118,7 @@ def export_weights(
             raise ValueError(f"the model has no parts {unknown}")
         state = {k: v for k, v in state.items() if k.split(".")[0] in parts}
     tensors = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in state.items()}
-    tmp = folder / ".model.safetensors.tmp"
-    save_file(tensors, str(tmp))
-    os.replace(tmp, folder / "model.safetensors")
+    save_safetensors(tensors, folder / "model.safetensors")
     meta = {**describe(model), **({"parts": list(parts)} if parts is not None else {}), **(extra or {})}
     save_json(meta, folder / "model.json")
     return folder / "model.safetensors"
