@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,19 +18,19 @@ def image_grid(images: torch.Tensor, nrow: int, pad: int = 1) -> np.ndarray:
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
-    """Save ``fig`` as PNG through a temporary file and a rename; closes the figure."""
+    """Save ``fig`` as PNG, atomically (:func:`shared.config.atomic_write_bytes`); closes the figure."""
+    import io
+
     import matplotlib.pyplot as plt
 
+    from .config import atomic_write_bytes
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
+    buf = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
+        fig.tight_layout()
+        fig.savefig(buf, dpi=dpi, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_bytes(path, buf.getvalue())
     return path
