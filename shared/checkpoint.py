@@ -150,4 +150,6 @@ def load_exported(folder: str | os.PathLike, device: str | torch.device = "cpu")
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise UserError(f"weights in {weights} do not fit model {meta['name']!r}: {first}") from None
+    if "trained_steps" in meta:
+        model.trained_steps = meta["trained_steps"]
     return model.to(device).eval()

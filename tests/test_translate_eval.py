@@ -59,6 +59,7 @@ def test_export_ships_only_the_generators_in_fp16_and_loads_back(trained_run, tm
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # readable as the umask allows, not owner-only
 
     full, shipped = load_translator(trained_run), load_translator(tmp_path / "ship")
+    assert shipped.trained_steps == CFG.steps
     x = torch.rand(1, 3, 32, 32)
     for d in ("ab", "ba"):
         ref, got = full.generator(d)(x * 2 - 1), shipped.generator(d)(x * 2 - 1)
@@ -95,7 +96,7 @@ def test_eval_writes_fid_kid_cycle_psnr_and_a_page(trained_run, tmp_path):
     res = evaluate(trained_run, "tiny", data, out, size=64, html_rows=2)
     for key in ("A2B", "B2A"):
         r = res[key]
-        assert r["n"] == 4 and r["fid"] > 0 and r["kid_std"] >= 0 and 0 < r["cycle_psnr"] < 60
+        assert r["n"] == 4 and r["fid"] > 0 and r["fid_untranslated"] > 0 and r["kid_std"] >= 0 and 0 < r["cycle_psnr"] < 60
     assert json.loads((out / "results.json").read_text())["A2B"]["fid"] == pytest.approx(res["A2B"]["fid"])
     assert len(list((out / "fake_B").glob("*.png"))) == 4 and len(list((out / "fake_A").glob("*.png"))) == 4
     page = (out / "index.html").read_text()

@@ -11,6 +11,8 @@ The cycle-reconstruction PSNR (A → B → A against A, and B → A → B agains
 Written to ``OUT`` (default: ``RUN/eval`` for a run folder; required for the shipped weights):
 ``fake_B/``, ``fake_A/`` (translated test images), ``images/`` (the triplets on the page),
 ``results.json`` and ``index.html``, a page of input / translated / reconstructed triplets.
+``fid_untranslated`` is the baseline of doing nothing: FID of the source test images themselves
+against the target's.
 KID is reported in plain units; CUT's tables quote KID × 100. :func:`preview_page` writes the
 same page without metrics: ``translate train`` leaves one in ``RUN/web/`` when it ends.
 """
@@ -127,12 +129,13 @@ def evaluate(
         results[f"{src}2{dst}"] = {
             "fid": distribution.fid(feats, reals[dst]), "kid": kid, "kid_std": kid_std,
             "cycle_psnr": sum(psnrs) / len(psnrs), "n": len(fakes), "n_real": len(files[dst]),
+            "fid_untranslated": distribution.fid(reals[src], reals[dst]),  # the baseline: no translation at all
         }
         sections.append((f"{src} → {dst} → {src}", rows))
     results["seconds"] = round(time.perf_counter() - t0, 1)
     save_json(results, out / "results.json")
     summary = {
-        f"{k} ({v['n']} vs {v['n_real']} real)": f"FID {v['fid']:.1f} · KID×100 {100 * v['kid']:.2f} ± {100 * v['kid_std']:.2f} · cycle PSNR {v['cycle_psnr']:.2f} dB"
+        f"{k} ({v['n']} vs {v['n_real']} real)": f"FID {v['fid']:.1f} (untranslated {v['fid_untranslated']:.1f}) · KID×100 {100 * v['kid']:.2f} ± {100 * v['kid_std']:.2f} · cycle PSNR {v['cycle_psnr']:.2f} dB"
         for k, v in results.items() if isinstance(v, dict) and "fid" in v
     }
     summary["model"] = f"{results['model']} ({results['trained_steps']} steps)"
