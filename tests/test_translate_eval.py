@@ -54,6 +54,7 @@ def test_export_ships_only_the_generators_in_fp16_and_loads_back(trained_run, tm
     assert all(v.dtype == torch.float16 for v in tensors.values() if v.is_floating_point())
     meta = json.loads((tmp_path / "ship" / "model.json").read_text())
     assert meta["parts"] == ["g_ab", "g_ba"] and meta["trained_steps"] == CFG.steps
+    assert str(trained_run) not in json.dumps(meta)  # no machine paths in what ships
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # readable as the umask allows, not owner-only

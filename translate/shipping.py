@@ -29,5 +29,7 @@ def export_translator(run: Path, out: Path, force: bool = False) -> Path:
         raise UserError(f"{run} holds a {getattr(model, 'registry_name', type(model).__name__)!r} model, not a translator")
     run_cfg = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
     extra = {"trained_steps": model.trained_steps, "run": run.name}
-    extra.update({k: run_cfg[k] for k in ("data", "size", "load_size") if k in run_cfg})
+    extra.update({k: run_cfg[k] for k in ("size", "load_size") if k in run_cfg})
+    if "name" in run_cfg.get("data", {}):  # the data set's name only: its folders are this machine's paths
+        extra["data"] = run_cfg["data"]["name"]
     return export_weights(model, out, extra=extra, parts=GENERATORS, half=True)
