@@ -7,6 +7,9 @@
   the same latents and only the implementations differ (and the CDF choice: CompressAI rounds
   each scale up to the next table entry, ours to the nearest, which saves about 2.5 % of y's bits);
 * size: the file's bytes against the model's estimated bits (−Σ log2 likelihoods) plus the header;
+* ceiling: the multiply–accumulates of an encode and a decode (torch's FlopCounterMode) over this
+  machine's bf16 matrix-product rate on the same threads (``shared.precision.matmul_gmacs``): the
+  time the transforms would take at best, so CompressAI's time over it bounds any speed-up;
 * memory (``--large``): peak resident memory of encoding and decoding a 4000×3000 photo, each in a
   fresh process.
 
@@ -24,6 +27,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 
 def compressai_twin(codec, level: int):
@@ -54,11 +58,19 @@ def timed(fn, *args):
     return out, 1e3 * (time.perf_counter() - t0)
 
 
+def gmacs_of(fn, *args) -> float:
+    """Multiply–accumulates (10⁹) of ``fn(*args)``."""
+    with FlopCounterMode(display=False) as counter:
+        fn(*args)
+    return counter.get_total_flops() / 2e9
+
+
 def speed(args) -> dict:
     from compress.codec import Codec
     from compress.container import parse
     from shared.data.images import load_image
     from shared.metrics.image import psnr
+    from shared.precision import matmul_gmacs
 
     torch.set_num_threads(args.threads)
     codec = Codec.load(args.model)
@@ -80,6 +92,8 @@ def speed(args) -> dict:
         ref_bits = sum(len(s[0]) for s in enc["strings"]) * 8
         est = codec.model(torch.nn.functional.pad(img[None], (0, -W % 64, 0, -H % 64), mode="replicate"), torch.tensor([q]))
         est_bits = float(sum((-torch.log2(l)).sum() for l in est["likelihoods"].values()))
+        macs = {"encode": gmacs_of(codec.encode, img, q), "decode": gmacs_of(codec.decode, data)}
+    ceiling = matmul_gmacs(torch.bfloat16)
     med = {k: statistics.median(v) for k, v in rows.items()}
     header = len(data) - sum(len(s) for s in parse(data)[1])
     result = {
@@ -92,11 +106,19 @@ def speed(args) -> dict:
         "decode_speedup": med["compressai_decode"] / med["ours_decode"],
         "file_bytes": len(data), "estimated_bytes_plus_header": est_bits / 8 + header,
     }
+    for step in ("encode", "decode"):
+        result[f"{step}_gmacs"] = macs[step]
+        result[f"{step}_ms_at_ceiling"] = 1e3 * macs[step] / ceiling
+        result[f"{step}_speedup_bound"] = med[f"compressai_{step}"] / result[f"{step}_ms_at_ceiling"]
+    result["bf16_matmul_gmac_s"] = ceiling
     result["size_error_percent"] = 100 * (result["file_bytes"] / result["estimated_bytes_plus_header"] - 1)
     print(f"{W}×{H}, {args.threads} threads, level {args.level}: ours {result['ours_bpp']:.3f} bpp {result['ours_psnr']:.2f} dB, "
           f"compressai {result['compressai_bpp']:.3f} bpp {result['compressai_psnr']:.2f} dB")
     print(f"encode: ours {med['ours_encode']:.0f} ms, compressai {med['compressai_encode']:.0f} ms → {result['encode_speedup']:.2f}x")
     print(f"decode: ours {med['ours_decode']:.0f} ms, compressai {med['compressai_decode']:.0f} ms → {result['decode_speedup']:.2f}x")
+    print(f"ceiling: bf16 2048³ matmul {ceiling:.0f} GMAC/s; encode {macs['encode']:.1f} GMACs → {result['encode_ms_at_ceiling']:.0f} ms at best "
+          f"({result['encode_speedup_bound']:.1f}x compressai), decode {macs['decode']:.1f} GMACs → {result['decode_ms_at_ceiling']:.0f} ms "
+          f"({result['decode_speedup_bound']:.1f}x)")
     print(f"file {len(data)} bytes vs estimate + header {result['estimated_bytes_plus_header']:.0f} bytes: {result['size_error_percent']:+.2f} %")
     return result
 

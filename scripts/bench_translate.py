@@ -11,7 +11,11 @@ backward and both optimisers through the shared trainer's ``train_step``):
 * ``shipped recipe``: the mobile generator (ngf 32, resize + conv) with the fast path, at 256² and
   at the 128² crops the shipped weights were trained on.
 
-The cases alternate in rounds so background load hits all alike; the median round counts.
+The cases alternate in rounds so background load hits all alike; the median round counts. Each
+case's multiply–accumulates per iteration (forward and backward, counted by torch's FlopCounterMode)
+give its achieved GMAC/s, beside this machine's ceiling: a large fp32 and bf16 matrix product's
+GMAC/s on the same threads. Anchor MACs over the bf16 ceiling bound what any bf16 implementation
+of the same networks can reach.
 Inference: ms per 256×256 and per 1024×768 image (fp32, ``translate.apply.apply_generator``, one
 image at a time) and GMACs at 256², for each generator option.
 
@@ -25,9 +29,11 @@ import statistics
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from shared import registry
 from shared.data import TensorItems
+from shared.precision import matmul_gmacs
 from shared.trainer import TrainConfig, Trainer, seed_everything
 from translate.apply import apply_generator
 from translate.models.generators import build_generator, gmacs
@@ -67,6 +73,13 @@ def iterations_per_s(trainer: Trainer, batch, steps: int) -> float:
     return steps / (time.perf_counter() - t0)
 
 
+def macs_per_iteration(trainer: Trainer, batch) -> float:
+    """Multiply–accumulates of one training iteration, forward and backward (takes one step)."""
+    with FlopCounterMode(display=False) as counter:
+        trainer.train_step(batch)
+    return counter.get_total_flops() / 2
+
+
 def inference_ms(net: torch.nn.Module, h: int, w: int, repeats: int) -> float:
     img = torch.rand(3, h, w)
     apply_generator(net, img)  # warm-up
@@ -89,19 +102,25 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}")
     runs = {label: make_trainer(*case) for label, case in TRAIN_CASES.items()}
-    for trainer, batch in runs.values():
-        iterations_per_s(trainer, batch, 1)  # warm-up (oneDNN kernel selection)
+    macs = {label: macs_per_iteration(trainer, batch) for label, (trainer, batch) in runs.items()}  # also the warm-up
+    ceiling = {"fp32": matmul_gmacs(torch.float32), "bf16": matmul_gmacs(torch.bfloat16)}
     rates: dict[str, list[float]] = {label: [] for label in runs}
     for _ in range(args.rounds):
         for label, (trainer, batch) in runs.items():
             rates[label].append(iterations_per_s(trainer, batch, args.steps))
     base = statistics.median(rates[next(iter(TRAIN_CASES))])
-    results: dict = {"threads": args.threads, "training": {}, "inference": {}}
+    results: dict = {"threads": args.threads, "training": {}, "inference": {}, "matmul_gmac_s": ceiling}
     print("\ntraining, batch 1 (one iteration = both generators and both discriminators, forward + backward)")
     for label, r in rates.items():
         it = statistics.median(r)
-        results["training"][label] = {"it_s": it, "s_per_it": 1 / it, "speedup": it / base}
-        print(f"  {label:44s} {it:7.3f} it/s  {1 / it:6.2f} s/it  {it / base:5.2f}x")
+        gmac_s = macs[label] * it / 1e9
+        results["training"][label] = {"it_s": it, "s_per_it": 1 / it, "speedup": it / base, "gmacs_per_it": macs[label] / 1e9, "gmac_s": gmac_s}
+        print(f"  {label:44s} {it:7.3f} it/s  {1 / it:6.2f} s/it  {it / base:5.2f}x  {macs[label] / 1e9:6.0f} GMACs/it  {gmac_s:5.0f} GMAC/s")
+    anchor = next(iter(TRAIN_CASES))
+    bound = base * macs[anchor] / 1e9 / ceiling["bf16"]  # anchor's s/it ÷ (its MACs at the bf16 ceiling)
+    results["same_network_bound"] = 1 / bound
+    print(f"\nceiling: {args.threads}-thread 2048³ matmul {ceiling['fp32']:.0f} GMAC/s fp32, {ceiling['bf16']:.0f} GMAC/s bf16;")
+    print(f"the anchor's {macs[anchor] / 1e9:.0f} GMACs per iteration at the bf16 ceiling would be {1 / bound:.2f}x the anchor")
     print("\ninference (fp32, one image): ms per image")
     for label, args_g in GENERATORS.items():
         torch.manual_seed(0)

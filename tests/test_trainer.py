@@ -121,3 +121,11 @@ def test_every_registered_model_trains_a_few_steps(name):
     cfg = dataclasses.replace(CFG, steps=2, batch_size=2, precision="auto")
     out = Trainer(model, data, cfg).fit()
     assert all(math.isfinite(v) for v in out.values())
+
+
+def test_matmul_ceiling_is_a_positive_rate_per_format():
+    from shared.precision import matmul_gmacs
+
+    for dtype in (torch.float32, torch.bfloat16):
+        rate = matmul_gmacs(dtype, n=128, repeats=2)
+        assert math.isfinite(rate) and rate > 0
