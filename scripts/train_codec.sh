@@ -5,7 +5,10 @@
 # The shipped run was resumed three times with a longer --steps as its time budget grew; its lr went
 # 5e-4 to step 1040, down to 3.9e-4 at 1400, 5e-4 to 1820, down to 3.4e-4 at 2900, then 4.9e-4 linearly to 0 at 8000
 # (the first shipped weights, step 7,800); in a second session it was resumed at 7,800 with --steps 28000 (a warm
-# restart: 5e-4 constant to 9,800, then decaying) and at 11,575 with --steps 21000 (3.45e-4 linearly to 0 at 21,000).
+# restart: 5e-4 constant to 9,800, then decaying) and at 11,575 with --steps 21000 (3.45e-4 linearly to 0 at 21,000);
+# in a third, resumed at 21,000 with --steps 30000, at 23,300 with --steps 36000 (2.7e-4 linearly to 0 at
+# 36,000) and at 36,000 with --steps 42000 (1.1e-4 to 0); one thread, 2 h 0 min for these 21,000 steps.
+# The shipped weights are step 42,000.
 # Resumable: run it again with --resume to continue a killed run.
 #   ENSO_DATA=../shared/data scripts/train_codec.sh RUN_DIR [--resume] [more compress train flags]
 set -euo pipefail
