@@ -8,7 +8,7 @@
   each scale up to the next table entry, ours to the nearest, which saves about 2.5 % of y's bits);
 * size: the file's bytes against the model's estimated bits (−Σ log2 likelihoods) plus the header;
 * ceiling: the multiply–accumulates of an encode and a decode (torch's FlopCounterMode) over this
-  machine's bf16 matrix-product rate on the same threads (``shared.precision.matmul_gmacs``): the
+  machine's bf16 matrix-product rate on the same threads (``shared.throughput``): the
   time the transforms would take at best, so CompressAI's time over it bounds any speed-up;
 * memory (``--large``): peak resident memory of encoding and decoding a 4000×3000 photo, each in a
   fresh process.
@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 
 def compressai_twin(codec, level: int):
@@ -58,19 +57,12 @@ def timed(fn, *args):
     return out, 1e3 * (time.perf_counter() - t0)
 
 
-def gmacs_of(fn, *args) -> float:
-    """Multiply–accumulates (10⁹) of ``fn(*args)``."""
-    with FlopCounterMode(display=False) as counter:
-        fn(*args)
-    return counter.get_total_flops() / 2e9
-
-
 def speed(args) -> dict:
     from compress.codec import Codec
     from compress.container import parse
     from shared.data.images import load_image
     from shared.metrics.image import psnr
-    from shared.precision import matmul_gmacs
+    from shared.throughput import count_gmacs, matmul_gmacs
 
     torch.set_num_threads(args.threads)
     codec = Codec.load(args.model)
@@ -92,7 +84,7 @@ def speed(args) -> dict:
         ref_bits = sum(len(s[0]) for s in enc["strings"]) * 8
         est = codec.model(torch.nn.functional.pad(img[None], (0, -W % 64, 0, -H % 64), mode="replicate"), torch.tensor([q]))
         est_bits = float(sum((-torch.log2(l)).sum() for l in est["likelihoods"].values()))
-        macs = {"encode": gmacs_of(codec.encode, img, q), "decode": gmacs_of(codec.decode, data)}
+        macs = {"encode": count_gmacs(codec.encode, img, q), "decode": count_gmacs(codec.decode, data)}
     ceiling = matmul_gmacs(torch.bfloat16)
     med = {k: statistics.median(v) for k, v in rows.items()}
     header = len(data) - sum(len(s) for s in parse(data)[1])

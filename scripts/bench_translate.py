@@ -29,11 +29,10 @@ import statistics
 import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from shared import registry
 from shared.data import TensorItems
-from shared.precision import matmul_gmacs
+from shared.throughput import count_gmacs, matmul_gmacs
 from shared.trainer import TrainConfig, Trainer, seed_everything
 from translate.apply import apply_generator
 from translate.models.generators import build_generator, gmacs
@@ -73,13 +72,6 @@ def iterations_per_s(trainer: Trainer, batch, steps: int) -> float:
     return steps / (time.perf_counter() - t0)
 
 
-def macs_per_iteration(trainer: Trainer, batch) -> float:
-    """Multiply–accumulates of one training iteration, forward and backward (takes one step)."""
-    with FlopCounterMode(display=False) as counter:
-        trainer.train_step(batch)
-    return counter.get_total_flops() / 2
-
-
 def inference_ms(net: torch.nn.Module, h: int, w: int, repeats: int) -> float:
     img = torch.rand(3, h, w)
     apply_generator(net, img)  # warm-up
@@ -102,7 +94,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}")
     runs = {label: make_trainer(*case) for label, case in TRAIN_CASES.items()}
-    macs = {label: macs_per_iteration(trainer, batch) for label, (trainer, batch) in runs.items()}  # also the warm-up
+    macs = {label: 1e9 * count_gmacs(trainer.train_step, batch) for label, (trainer, batch) in runs.items()}  # one step each: also the warm-up
     ceiling = {"fp32": matmul_gmacs(torch.float32), "bf16": matmul_gmacs(torch.bfloat16)}
     rates: dict[str, list[float]] = {label: [] for label in runs}
     for _ in range(args.rounds):

@@ -9,7 +9,6 @@ products in bf16.
 from __future__ import annotations
 
 import contextlib
-import time
 from dataclasses import dataclass
 
 import torch
@@ -83,13 +82,3 @@ def resolve_precision(precision: str, device: torch.device, conv_model: bool = T
     use_bf16 = precision == "bf16" or (precision == "auto" and auto_bf16)
     return Precision(device, torch.bfloat16 if use_bf16 else None, use_bf16 and conv_model and channels_last)
 
-
-def matmul_gmacs(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
-    """Multiply–accumulates per second (10⁹) of an n×n×n CPU matrix product in ``dtype`` on the
-    current threads: the ceiling that convolution kernels in that format approach at best."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    a @ b  # warm-up
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return repeats * n**3 / (time.perf_counter() - t0) / 1e9

@@ -123,9 +123,10 @@ def test_every_registered_model_trains_a_few_steps(name):
     assert all(math.isfinite(v) for v in out.values())
 
 
-def test_matmul_ceiling_is_a_positive_rate_per_format():
-    from shared.precision import matmul_gmacs
+def test_throughput_counts_macs_exactly_and_measures_a_positive_rate():
+    from shared.throughput import count_gmacs, matmul_gmacs
 
+    assert count_gmacs(torch.mm, torch.rand(4, 5), torch.rand(5, 6)) * 1e9 == pytest.approx(4 * 5 * 6)
     for dtype in (torch.float32, torch.bfloat16):
         rate = matmul_gmacs(dtype, n=128, repeats=2)
         assert math.isfinite(rate) and rate > 0

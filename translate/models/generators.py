@@ -23,9 +23,9 @@ from typing import Literal
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from shared.errors import UserError
+from shared.throughput import count_gmacs
 
 GeneratorKind = Literal["resnet", "unet", "mobile"]
 Upsample = Literal["transposed", "resize_conv"]
@@ -183,7 +183,7 @@ def gmacs(model: nn.Module, size: int | tuple[int, int], channels: int = 3) -> f
     x = torch.zeros(1, channels, h, w, device=p.device, dtype=p.dtype)
     was_training = model.training
     model.eval()
-    with FlopCounterMode(display=False) as counter:
-        model(x)
-    model.train(was_training)
-    return counter.get_total_flops() / 2 / 1e9
+    try:
+        return count_gmacs(model, x)
+    finally:
+        model.train(was_training)
