@@ -292,3 +292,33 @@ def test_training_run_exports_to_a_loadable_codec(tmp_path):
     codec = Codec.load(out)
     x = image(3, 40, 56)
     assert codec.decode(codec.encode(x, 0.5)).shape == x.shape
+
+
+@pytest.mark.parametrize("name", ["mean_scale", "hyperprior", "factorized"])
+def test_training_decoder_sees_rounded_latents(name):
+    """decoder_input="round" (the default): in training g_s gets y rounded about the coded mean
+    (or the bottleneck's median), as decoding gives it, with y's gradient passed straight through;
+    "noise" gives y + U(-1/2, 1/2)."""
+    for mode in ("round", "noise"):
+        seed_everything(0)
+        model = registry.build(name, {"N": 16, "M": 24, "decoder_input": mode}).train()
+        with torch.no_grad():
+            model.log_gain.fill_(3.0)
+        seen = {"offset": torch.zeros(1)}
+        if name == "factorized":
+            seen["offset"] = model.entropy_bottleneck._get_medians().detach()
+        elif name == "mean_scale":
+            model.h_s.register_forward_hook(lambda mod, inp, out: seen.update(offset=out.chunk(2, 1)[1].detach()))
+        model.g_a.register_forward_hook(lambda mod, inp, out: seen.update(y=out.detach()))
+        model.g_s.register_forward_pre_hook(lambda mod, inp: seen.update(g_s_input=inp[0].detach()))
+        out = model(image(3, 64, 64, seed=1)[None], 1.0)
+        gain, inv_gain = model.gains(torch.ones(1))
+        y, y_hat = seen["y"] * gain, seen["g_s_input"] / inv_gain
+        residual = y_hat - seen["offset"]
+        assert (y_hat - y).abs().max() <= 0.5 + 1e-3
+        if mode == "round":
+            assert torch.allclose(residual, residual.round(), atol=1e-3)
+            out["x_hat"].sum().backward()
+            assert model.g_a[0].weight.grad.abs().sum() > 0
+        else:
+            assert (residual - residual.round()).abs().max() > 0.1

@@ -3,7 +3,8 @@
 A codec maps an image x (B, 3, H, W) in [0, 1] (H, W divisible by 64) to a latent y = g_a(x) of
 M channels at 1/16 resolution, entropy-codes round(y) under a learned model, and decodes
 x̂ = g_s(ŷ). Subclasses supply the entropy model: :meth:`GainedCodec.entropy` for training
-(likelihoods, with CompressAI's additive-noise quantisation proxy) and
+(likelihoods under CompressAI's additive-noise proxy for rounding; g_s sees either the same noisy
+y or, by default, y rounded as when coding with a straight-through gradient, Minnen & Singh 2020) and
 :meth:`~GainedCodec.compress_latent` / :meth:`~GainedCodec.decompress_latent` for real bitstreams.
 
 Variable rate (Cui et al. 2021, gain units): ``lambdas`` trade-offs train at once, each with a
@@ -19,6 +20,7 @@ from typing import Literal
 import torch
 from compressai.layers import GDN
 from compressai.models.base import CompressionModel
+from compressai.ops import quantize_ste
 from torch import nn
 
 from shared.model import TrainableModel
@@ -34,6 +36,10 @@ class CodecConfig:
     lambdas: tuple[float, ...] = field(default=DEFAULT_LAMBDAS, metadata={"help": "rate-distortion trade-offs trained at once"})
     distortion: Literal["mse", "ms-ssim"] = field(default="mse", metadata={"help": "ms-ssim: use λ about 100x larger"})
     aux_lr: float = 1e-3
+    decoder_input: Literal["round", "noise"] = field(
+        default="round",
+        metadata={"help": "what g_s sees in training: round(y - mean) + mean with a straight-through gradient (as when coding) or y + uniform noise"},
+    )
 
 
 def conv(cin: int, cout: int, k: int = 5, s: int = 2) -> nn.Conv2d:
@@ -99,6 +105,14 @@ class GainedCodec(TrainableModel, CompressionModel):
     def decompress_latent(self, strings: list[bytes], size: tuple[int, int]) -> torch.Tensor:
         """Byte strings + latent size (h, w) → ŷ (1, M, h, w) fp32."""
         raise NotImplementedError
+
+    def decoder_input(self, y: torch.Tensor, y_noisy: torch.Tensor, offset: torch.Tensor | float) -> torch.Tensor:
+        """ŷ for g_s in training: ``y_noisy`` (y + U(-½, ½)) under ``decoder_input="noise"``, else y
+        rounded about ``offset`` (the coded mean or median) exactly as :meth:`compress_latent` rounds
+        it, with the gradient passed straight through."""
+        if self.config.decoder_input == "noise" or not self.training:
+            return y_noisy
+        return quantize_ste(y - offset) + offset
 
     # -- the CompressAI protocol -----------------------------------------------------------------
     def forward(self, x: torch.Tensor, q: torch.Tensor | float = 1.0) -> dict:

@@ -20,8 +20,8 @@ class FactorizedPrior(GainedCodec):
         self.entropy_bottleneck = EntropyBottleneck(config.M)
 
     def entropy(self, y):
-        y_hat, y_lik = self.entropy_bottleneck(y)
-        return y_hat, {"y": y_lik}
+        y_noisy, y_lik = self.entropy_bottleneck(y)
+        return self.decoder_input(y, y_noisy, self.entropy_bottleneck._get_medians()), {"y": y_lik}
 
     def compress_latent(self, y: torch.Tensor) -> list[bytes]:
         return self.entropy_bottleneck.compress(y)[:1]

@@ -109,7 +109,8 @@ class _Hyperprior(GainedCodec):
         z = self.h_a(y)
         z_hat, z_lik = self.entropy_bottleneck(z)
         scales, means = self.entropy_parameters(z_hat)
-        y_hat, y_lik = self.gaussian_conditional(y, scales, means=means)
+        y_noisy, y_lik = self.gaussian_conditional(y, scales, means=means)
+        y_hat = self.decoder_input(y, y_noisy, means if means is not None else 0.0)
         return y_hat, {"y": y_lik, "z": z_lik}
 
     # -- deterministic coding -----------------------------------------------------------------------
