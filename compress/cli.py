@@ -3,6 +3,7 @@
     compress demo                                 # round trip of a bundled photo, beside JPEG
     compress encode photo.png -o photo.enso [--quality 0.5 | --target-bpp 0.3] [--model mean_scale]
     compress encode photos/ -o encoded/           # every image of a folder, with a progress bar
+    compress encode photo.png -o photo.enso --refine 50   # slower encoding, smaller file (compress.refine)
     compress decode photo.enso -o photo.png
     compress eval --data kodak/ --codecs ours,jpeg,webp,avif,jpeg2000,jxl -o rd/
     compress export RUN -o compress/weights/mean_scale   # fp16 weights to ship
@@ -38,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     rate.add_argument("--quality", type=float, default=0.5, help="0 (smallest) .. 1 (best); default 0.5")
     rate.add_argument("--target-bpp", type=float, help="largest file at or under this many bits per pixel")
     e.add_argument("--model", default="mean_scale", help="shipped codec name or trained run folder")
+    e.add_argument("--refine", type=int, default=0, metavar="STEPS",
+                   help="gradient steps on each image's latent for a lower rate-distortion cost (slower encoding; e.g. 50)")
     e.add_argument("--force", action="store_true", help="overwrite existing outputs")
     x = sub.add_parser("export", help="a training run → shippable weights (fp16 safetensors + JSON, entropy tables included)")
     x.add_argument("run", type=Path, help="run folder of 'compress train'")
@@ -88,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif ns.command == "encode":
         from .io import encode_files
 
-        encode_files(ns.inputs, ns.out, ns.model, ns.quality, ns.target_bpp, ns.force)
+        encode_files(ns.inputs, ns.out, ns.model, ns.quality, ns.target_bpp, ns.force, ns.refine)
     elif ns.command == "export":
         from .shipping import export_codec
 

@@ -107,30 +107,62 @@ class Codec:
         with torch.autocast("cpu", enabled=False):
             return self.model.compress_latent(y_raw * gain)
 
-    def encode(self, img: torch.Tensor, quality: float = 0.5) -> bytes:
-        """Image (C, H, W) in [0, 1] → ``.enso`` bytes at ``quality`` in [0, 1] (higher: more bits)."""
+    def encode(self, img: torch.Tensor, quality: float = 0.5, refine: int = 0) -> bytes:
+        """Image (C, H, W) in [0, 1] → ``.enso`` bytes at ``quality`` in [0, 1] (higher: more bits);
+        ``refine`` > 0 spends that many gradient steps on the latent (:mod:`compress.refine`)."""
         mode, rgb, alpha = self._prepare(img)
         code = quality_code(quality)
-        return self._pack(mode, rgb.shape[1:], code, self._code(self.analyse(rgb), code), alpha)
+        if refine > 0:
+            self._check_refinable(rgb)
+        y = self.analyse(rgb)
+        if refine > 0:
+            y = self.refine(rgb, y, code, refine)
+        return self._pack(mode, rgb.shape[1:], code, self._code(y, code), alpha)
 
-    def encode_to_bpp(self, img: torch.Tensor, target_bpp: float, iterations: int = 12) -> bytes:
-        """Bisect the quality so the file (header included) is the largest at or under ``target_bpp``."""
+    @staticmethod
+    def _check_refinable(rgb: torch.Tensor) -> None:
+        from .refine import MAX_PIXELS
+
+        _, H, W = rgb.shape
+        if (H + -H % STRIDE) * (W + -W % STRIDE) > MAX_PIXELS:
+            raise UserError(f"--refine works on images up to {MAX_PIXELS / 1e6:.0f} megapixels, this one has {H * W / 1e6:.1f}; encode it without --refine")
+
+    def refine(self, rgb: torch.Tensor, y: torch.Tensor, code: int, steps: int) -> torch.Tensor:
+        """The latent ``y`` of ``rgb`` (3, H, W) after ``steps`` steps of :func:`~compress.refine.refine_latent`."""
+        from .refine import refine_latent
+
+        self._check_refinable(rgb)
+        _, H, W = rgb.shape
+        x = F.pad(rgb.unsqueeze(0), (0, -W % STRIDE, 0, -H % STRIDE), mode="replicate")
+        return refine_latent(self.model, x, y, code / 65535.0, steps, lambda v: self._net(self.model.g_s, v))
+
+    def encode_to_bpp(self, img: torch.Tensor, target_bpp: float, iterations: int = 12, refine: int = 0) -> bytes:
+        """Bisect the quality so the file (header included) is the largest at or under ``target_bpp``;
+        ``refine`` > 0 then refines the latent at the quality found, keeping the refined file if it
+        still fits."""
         mode, rgb, alpha = self._prepare(img)
+        if refine > 0:
+            self._check_refinable(rgb)
         y = self.analyse(rgb)
         pixels = rgb.shape[1] * rgb.shape[2]
-        lo, hi, best = 0, 65535, None
+        lo, hi, best = 0, 65535, (0, None)
         for _ in range(iterations):
             mid = (lo + hi) // 2
             data = self._pack(mode, rgb.shape[1:], mid, self._code(y, mid), alpha)
             if len(data) * 8 / pixels <= target_bpp:
-                best, lo = data, mid + 1
+                best, lo = (mid, data), mid + 1
             else:
                 hi = mid - 1
             if lo > hi:
                 break
-        if best is None:
-            best = self._pack(mode, rgb.shape[1:], 0, self._code(y, 0), alpha)
-        return best
+        code, data = best
+        if data is None:
+            data = self._pack(mode, rgb.shape[1:], 0, self._code(y, 0), alpha)
+        if refine > 0:
+            refined = self._pack(mode, rgb.shape[1:], code, self._code(self.refine(rgb, y, code, refine), code), alpha)
+            if len(refined) * 8 / pixels <= target_bpp or len(refined) <= len(data):
+                data = refined
+        return data
 
     def _pack(self, mode: str, size, code: int, strings: list[bytes], alpha: bytes | None) -> bytes:
         header = Header(mode, self.model_id, self.hash, code, int(size[0]), int(size[1]))

@@ -1,7 +1,7 @@
 """Rate–distortion evaluation of codecs on a folder of images: ``compress eval``.
 
     compress eval [--data DIR] [--codecs ours,jpeg,webp,avif,jpeg2000,jxl] -o OUT [--model NAME_OR_PATH]
-                  [--quality CODEC=Q1,Q2,...] [--limit N] [--threads 1] [--lpips-weights FILE] [--allow-download]
+                  [--quality CODEC=Q1,Q2,...] [--refine STEPS] [--limit N] [--threads 1] [--lpips-weights FILE] [--allow-download]
 
 Every image (loaded as RGB, float in [0, 1]) is encoded by every codec at each of its quality
 settings, to the bytes of a complete file, and decoded back; the output is rounded to 8 bits. Per
@@ -75,18 +75,20 @@ def ours_qualities(qualities: Sequence[float] | None = None) -> tuple[float, ...
     return qualities
 
 
-def load_ours(model: str | None = None, qualities: Sequence[float] | None = None) -> RDCodec:
-    """The learned codec through ``compress.codec.Codec.load(model or DEFAULT_OURS_MODEL)``; raises
-    ModuleNotFoundError when ``compress.codec`` is absent, UserError when the model cannot load."""
+def load_ours(model: str | None = None, qualities: Sequence[float] | None = None, refine: int = 0) -> RDCodec:
+    """The learned codec through ``compress.codec.Codec.load(model or DEFAULT_OURS_MODEL)``, encoding
+    with ``refine`` latent refinement steps; raises ModuleNotFoundError when ``compress.codec`` is
+    absent, UserError when the model cannot load."""
     from compress.codec import Codec  # lazily: the codec API is optional for everything else
 
     qualities = ours_qualities(qualities)
     codec = Codec.load(model or DEFAULT_OURS_MODEL)
-    return RDCodec("ours", qualities, codec.encode, lambda data: codec.decode(data).detach().float().cpu(), "quality in [0, 1]")
+    setting = "quality in [0, 1]" + (f", {refine} refinement steps" if refine else "")
+    return RDCodec("ours", qualities, lambda img, q: codec.encode(img, q, refine), lambda data: codec.decode(data).detach().float().cpu(), setting)
 
 
 def resolve_codecs(
-    names: Sequence[str], model: str | None = None, qualities: Mapping[str, Sequence[float]] | None = None, threads: int = 1
+    names: Sequence[str], model: str | None = None, qualities: Mapping[str, Sequence[float]] | None = None, threads: int = 1, refine: int = 0
 ) -> tuple[list[RDCodec], dict[str, str]]:
     """Codec names → (the codecs to run, {skipped name: reason}). Unknown names are a UserError."""
     qualities = qualities or {}
@@ -98,7 +100,7 @@ def resolve_codecs(
         if name == "ours":
             ours_qualities(qualities.get(name))
             try:
-                codecs.append(load_ours(model, qualities.get(name)))
+                codecs.append(load_ours(model, qualities.get(name), refine))
             except ModuleNotFoundError as e:
                 if e.name not in ("compress.codec", "compress.container"):
                     raise
@@ -241,14 +243,16 @@ def evaluate(
     lpips_weights: str | Path | None = None,
     allow_download: bool | None = None,
     progress: bool = True,
+    refine: int = 0,
 ) -> EvalResult:
     """Evaluate ``codecs`` on the images of ``data_dir`` (the first ``limit``) and write the files
     of the module doc into ``out_dir``. ``qualities`` overrides a codec's settings; ``model`` names
-    the learned codec for ``ours``; ``threads`` caps the encoders' threads (AVIF, JPEG XL)."""
+    the learned codec for ``ours`` and ``refine`` its latent refinement steps; ``threads`` caps the
+    encoders' threads (AVIF, JPEG XL)."""
     from tqdm.auto import tqdm
 
     files = list_images(data_dir)[: limit or None]
-    runnable, skipped = resolve_codecs(codecs, model, qualities, threads)
+    runnable, skipped = resolve_codecs(codecs, model, qualities, threads, refine)
     if not runnable:
         raise UserError("no codec can run here: " + "; ".join(f"{n}: {r}" for n, r in skipped.items()))
     lpips_weights = resolve_alexnet_weights(lpips_weights, allow_download)  # before any encoding
@@ -319,6 +323,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--model", default=None, help=f"the learned codec for 'ours': a shipped codec name or an exported run folder (default {DEFAULT_OURS_MODEL})")
     parser.add_argument("--quality", type=_quality_override, action="append", default=[], metavar="CODEC=Q1,Q2,...",
                         help="override a codec's quality settings (repeatable); ours takes values in [0, 1]")
+    parser.add_argument("--refine", type=int, default=0, metavar="STEPS", help="latent refinement steps for ours (see compress encode --refine)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
     parser.add_argument("--threads", type=int, default=1, help="torch and encoder threads (default 1)")
     parser.add_argument("--lpips-weights", type=Path, default=None, help="AlexNet weights for LPIPS (default: see shared.metrics.perceptual)")
@@ -333,10 +338,12 @@ def run_eval(ns: argparse.Namespace) -> EvalResult:
         raise UserError(f"--threads must be at least 1, got {ns.threads}")
     if ns.limit is not None and ns.limit < 1:
         raise UserError(f"--limit must be at least 1, got {ns.limit}")
+    if ns.refine < 0:
+        raise UserError(f"--refine takes a number of steps (0 or more), not {ns.refine}")
     torch.set_num_threads(ns.threads)
     names = [n.strip() for n in ns.codecs.split(",") if n.strip()]
     result = evaluate(resolve_data_dir("kodak", ns.data), names, ns.out, dict(ns.quality), ns.model, ns.limit, ns.threads,
-                      ns.lpips_weights, ns.allow_download, ns.progress)
+                      ns.lpips_weights, ns.allow_download, ns.progress, ns.refine)
     for name, reason in result.skipped.items():
         print(f"skipped {name}: {reason}")
     print(result.table)

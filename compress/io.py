@@ -41,15 +41,18 @@ def _targets(pairs: list[tuple[Path, Path]], out: Path, suffix: str, force: bool
     return jobs
 
 
-def encode_files(inputs: list[Path], out: Path, model: str, quality: float, target_bpp: float | None, force: bool) -> None:
-    """Encode every image of ``inputs`` into ``out`` (a file for one input, else a folder)."""
+def encode_files(inputs: list[Path], out: Path, model: str, quality: float, target_bpp: float | None, force: bool, refine: int = 0) -> None:
+    """Encode every image of ``inputs`` into ``out`` (a file for one input, else a folder);
+    ``refine`` gradient steps on each latent (:mod:`compress.refine`)."""
     jobs = _targets(_expand(inputs, "image"), out, SUFFIX, force)
     codec = Codec.load(model)
     if target_bpp is not None and target_bpp <= 0:
         raise UserError(f"--target-bpp must be positive, not {target_bpp}")
+    if refine < 0:
+        raise UserError(f"--refine takes a number of steps (0 or more), not {refine}")
     for src, dst in tqdm(jobs, desc="encode", unit="img", disable=len(jobs) == 1):
         img = load_image(src, "auto")
-        data = codec.encode_to_bpp(img, target_bpp) if target_bpp is not None else codec.encode(img, quality)
+        data = codec.encode_to_bpp(img, target_bpp, refine=refine) if target_bpp is not None else codec.encode(img, quality, refine)
         atomic_write_bytes(dst, data)
         bpp = len(data) * 8 / (img.shape[1] * img.shape[2])
         if len(jobs) == 1:

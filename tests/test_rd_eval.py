@@ -198,8 +198,8 @@ def test_ours_runs_through_the_codec_interface(tmp_path, monkeypatch):
             seen.append(name_or_path)
             return cls()
 
-        def encode(self, img, quality):
-            assert 0 <= quality <= 1
+        def encode(self, img, quality, refine=0):
+            assert 0 <= quality <= 1 and refine == 0
             return jpeg.encode(img, 5 + 90 * quality)
 
         def decode(self, data):

@@ -1,0 +1,87 @@
+"""Encoder-side latent refinement: spend encoding time for a smaller or closer file.
+
+The analysis transform g_a is amortised: one forward pass guesses a good latent for any image.
+A few gradient steps on one image's own latent, through the frozen decoder and entropy model,
+find a latent that costs less at the quality's trade-off λ (Campos et al. 2019, "Content adaptive
+optimization for neural image compression"). Only the encoder works harder: a refined file has the
+same format and decodes like any other.
+
+The cost optimised is the one the file pays: λ·255²·MSE of the decoded image plus bits per pixel,
+both with the latents rounded as :meth:`compress_latent` rounds them (y about its predicted mean, z
+about the bottleneck's median), under the model's discrete likelihoods; rounding passes its
+gradient straight through.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from compressai.ops import quantize_ste
+
+#: largest padded image (pixels) refined in one piece; refinement holds the decoder's activations
+MAX_PIXELS = 4_000_000
+
+
+def quality_lambda(model, quality: float) -> float:
+    """λ of a quality in [0, 1]: log-λ interpolated between the trained levels, like the gains."""
+    log_l = model.lambdas.double().log()
+    pos = min(max(quality, 0.0), 1.0) * (len(log_l) - 1)
+    lo = min(int(math.floor(pos)), len(log_l) - 1)
+    hi = min(lo + 1, len(log_l) - 1)
+    t = pos - lo
+    return float(((1 - t) * log_l[lo] + t * log_l[hi]).exp())
+
+
+def _bottleneck_bits(bottleneck, z: torch.Tensor) -> torch.Tensor:
+    """Bits of z (1, C, h, w) rounded about the bottleneck's medians, as coded; straight-through."""
+    medians = bottleneck._get_medians()
+    z_hat = quantize_ste(z - medians) + medians
+    values = z_hat.permute(1, 0, 2, 3).reshape(z.shape[1], 1, -1)
+    likelihood, _, _ = bottleneck._likelihood(values)
+    return -bottleneck.likelihood_lower_bound(likelihood).log2().sum(), z_hat
+
+
+def rd_cost(model, x: torch.Tensor, v: torch.Tensor, inv_gain: torch.Tensor, lam: float, synthesis) -> torch.Tensor:
+    """λ·255²·MSE + bpp of coding the gained latent ``v`` (1, M, h, w) (g_a's output times the
+    quality's gain) of the padded image ``x`` (1, 3, 16h, 16w) in [0, 1]; ``synthesis`` runs g_s
+    (so the caller picks its precision)."""
+    if hasattr(model, "gaussian_conditional"):
+        z_bits, z_hat = _bottleneck_bits(model.entropy_bottleneck, model.h_a(v))
+        scales, means = model.entropy_parameters(z_hat)
+        offset = means if means is not None else 0.0
+        v_hat = quantize_ste(v - offset) + offset
+        gc = model.gaussian_conditional
+        likelihood = gc.likelihood_lower_bound(gc._likelihood(v_hat, scales, means))
+        bits = z_bits - likelihood.log2().sum()
+    else:
+        bits, v_hat = _bottleneck_bits(model.entropy_bottleneck, v)
+    x_hat = synthesis(v_hat * inv_gain)
+    mse = (x_hat.clamp(0, 1) - x).pow(2).mean()
+    return lam * 255.0**2 * mse + bits / (x.shape[-2] * x.shape[-1])
+
+
+def refine_latent(model, x: torch.Tensor, y: torch.Tensor, quality: float, steps: int, synthesis, lr: float = 0.005) -> torch.Tensor:
+    """The un-gained latent ``y`` = g_a(x) (1, M, h, w) of the padded image ``x`` (1, 3, 16h, 16w)
+    in [0, 1] after ``steps`` Adam steps on :func:`rd_cost` at ``quality`` (on the gained latent):
+    the lowest-cost latent seen, the starting one included, so the estimated cost never rises."""
+    gain, inv_gain = (g.detach() for g in model.gains(torch.tensor([quality])))
+    lam = quality_lambda(model, quality)
+    params = [p.requires_grad_(False) for p in model.parameters()]
+    v = (y * gain).detach().requires_grad_(True)  # Adam's steps in units of the rounding step
+    opt = torch.optim.Adam([v], lr=lr)
+    best, best_v = math.inf, v.detach().clone()
+    try:
+        with torch.enable_grad():
+            for step in range(steps + 1):
+                cost = rd_cost(model, x, v, inv_gain, lam, synthesis)
+                if cost.item() < best:
+                    best, best_v = cost.item(), v.detach().clone()
+                if step == steps:
+                    break
+                opt.zero_grad(set_to_none=True)
+                cost.backward()
+                opt.step()
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+    return best_v / gain
