@@ -1,10 +1,10 @@
 """The ``.enso`` file: a small, versioned, checked container around a codec's bitstreams.
 
-Layout (big-endian), version 2::
+Layout (big-endian), version 3::
 
     offset size field
     0      4    magic            b"ENSO"
-    4      1    format version   2
+    4      1    format version   3
     5      1    colour mode      0 RGB, 1 grey (L), 2 RGBA (alpha stored losslessly, zlib)
     6      16   model id         ASCII registry name, NUL-padded
     22     8    weights hash     first 8 bytes of SHA-256 over the model's weights
@@ -16,9 +16,11 @@ Layout (big-endian), version 2::
     ..     4    CRC-32           over everything before it and the payload
     ..          payload          the sections, concatenated
 
-Version 2 has version 1's layout; its payload picks each latent's Gaussian as the table scale
-nearest the predicted one (version 1 rounded it up, 2–3 % more bits), so version 1 files would
-decode wrongly with the same weights and are refused with a one-line error.
+Versions 1–3 share this layout and differ in how the payload's Gaussians are chosen: version 2
+takes the table scale nearest the predicted one (version 1 rounded it up, 2–3 % more bits), and
+version 3 predicts the scales and means with the integer hyper-synthesis
+(:mod:`compress.models.integer_synthesis`; version 2 used float64). Older files would decode
+wrongly with the same weights, so they are refused with a one-line error.
 
 :func:`parse` checks all of it (magic, version, mode, sizes against limits, lengths against the
 file's size, CRC) before anything is allocated, and raises :class:`~shared.errors.UserError` with
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 from shared.errors import UserError
 
 MAGIC = b"ENSO"
-VERSION = 2
+VERSION = 3
 MODES = ("RGB", "L", "RGBA")
 MAX_SIDE = 65_535
 MAX_PIXELS = 200_000_000
@@ -91,8 +93,8 @@ def parse(data: bytes, name: str = "input") -> tuple[Header, list[bytes]]:
         raise UserError(f"{name} is not an ensō file (wrong magic bytes{'; it is a PNG' if data[:4] == bytes([0x89]) + b'PNG' else ''})")
     if version > VERSION:
         raise UserError(f"{name} uses format version {version}, newer than this ensō reads ({VERSION}); upgrade ensō")
-    if version == 1:
-        raise UserError(f"{name} uses format version 1, which this ensō no longer decodes (version {VERSION} codes the latents differently); decode it with the ensō that wrote it")
+    if version in (1, 2):
+        raise UserError(f"{name} uses format version {version}, which this ensō no longer decodes (version {VERSION} codes the latents differently); decode it with the ensō that wrote it")
     if version != VERSION:
         raise UserError(f"{name} has an invalid format version {version}")
     if mode >= len(MODES):

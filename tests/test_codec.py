@@ -118,6 +118,8 @@ def corrupt_cases(valid: bytes):
     newer[4] = 9
     v1 = bytearray(valid)
     v1[4] = 1
+    v2 = bytearray(valid)
+    v2[4] = 2
     flipped = bytearray(valid)
     flipped[len(valid) // 2] ^= 0x10
     return {
@@ -127,12 +129,13 @@ def corrupt_cases(valid: bytes):
         "png": (b"\x89PNG\r\n\x1a\n" + bytes(60), "PNG"),
         "newer": (bytes(newer), "newer"),
         "v1": (bytes(v1), "format version 1, which this ensō no longer decodes"),
+        "v2": (bytes(v2), "format version 2, which this ensō no longer decodes"),
         "huge": (bytes(big), "pixels"),
         "flipped": (bytes(flipped), "damaged"),
     }
 
 
-@pytest.mark.parametrize("case", ["empty", "truncated", "magic", "png", "newer", "v1", "huge", "flipped"])
+@pytest.mark.parametrize("case", ["empty", "truncated", "magic", "png", "newer", "v1", "v2", "huge", "flipped"])
 def test_bad_files_are_one_line_errors(codec, case):
     data, message = corrupt_cases(codec.encode(image(3, 40, 40), 0.5))[case]
     with pytest.raises(UserError, match=message):

@@ -5,24 +5,22 @@ h_s(ẑ) gives each element of y a Gaussian scale (and mean), under which Compre
 ``GaussianConditional`` codes y with rANS.
 
 Determinism: the decoder must derive exactly the encoder's CDF indexes from ẑ, or decoding
-fails. So h_s runs in float64 when coding, each layer as two fixed slices of its output channels,
-each slice on one thread (:func:`sliced_forward`: the same arithmetic under any thread count and in
-any process, on two cores at once), and the scale → CDF index lookup (the nearest table scale, see
+fails. So when coding, h_s runs in exact integer arithmetic
+(:mod:`compress.models.integer_synthesis`: the same result under any thread count, in any process
+and on any CPU), and the scale → CDF index lookup (the nearest table scale, see
 :func:`scale_indexes`) is one exact ``searchsorted``.
 """
 from __future__ import annotations
 
-import functools
-from concurrent.futures import ThreadPoolExecutor
-
 import torch
-import torch.nn.functional as F
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from torch import nn
 
 from shared.registry import register
 
 from .base import CodecConfig, GainedCodec, conv, deconv
+from .integer_synthesis import IntegerSynthesis
+
 
 def scale_indexes(table: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     """CDF index per scale: the table entry nearest to the scale in log scale, by one exact
@@ -40,52 +38,6 @@ def scale_indexes(table: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     return torch.searchsorted(mids, scales.double().contiguous(), right=False).int()
 
 
-#: each conv of h_s is computed as this many slices of its output channels, whatever the machine
-SLICES = 2
-
-
-@functools.lru_cache(maxsize=1)
-def _slice_pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=SLICES, thread_name_prefix="enso-h_s")
-
-
-def _conv_slice(layer: nn.Module, x: torch.Tensor, lo: int, hi: int, grad: bool) -> torch.Tensor:
-    """Output channels [lo, hi) of ``layer`` (Conv2d or ConvTranspose2d) on one intra-op thread
-    (``grad``: the caller's grad mode, which is per thread)."""
-    torch.set_num_threads(1)  # this worker's own OpenMP thread count
-    with torch.set_grad_enabled(grad):
-        if isinstance(layer, nn.ConvTranspose2d):
-            w, b = layer.weight[:, lo:hi], layer.bias[lo:hi]
-            return F.conv_transpose2d(x, w, b, layer.stride, layer.padding, layer.output_padding, layer.groups, layer.dilation)
-        return F.conv2d(x, layer.weight[lo:hi], layer.bias[lo:hi], layer.stride, layer.padding, layer.dilation, layer.groups)
-
-
-def sliced_forward(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """``layers(x)`` with every conv split into :data:`SLICES` fixed slices of output channels, each
-    computed on one thread of a pool: the arithmetic of every output element is fixed (one thread,
-    one slice shape) whatever the machine's thread count, and the slices run in parallel."""
-    for layer in layers:
-        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)) and layer.groups == 1:
-            n = layer.out_channels
-            bounds = [(i * n // SLICES, (i + 1) * n // SLICES) for i in range(SLICES)]
-            grad = torch.is_grad_enabled()
-            x = torch.cat(list(_slice_pool().map(lambda b: _conv_slice(layer, x, *b, grad), bounds)), 1)
-        else:
-            x = layer(x)
-    return x
-
-
-class _OneThread:
-    """Run a block on one torch thread (restoring the previous count)."""
-
-    def __enter__(self):
-        self.n = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.n)
-
-
 class _Hyperprior(GainedCodec):
     predicts_mean: bool = True
     sections = 2
@@ -101,8 +53,9 @@ class _Hyperprior(GainedCodec):
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
 
-    def entropy_parameters(self, z_hat: torch.Tensor, sliced: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        params = sliced_forward(self.h_s, z_hat) if sliced else self.h_s(z_hat)
+    def entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Training path: ẑ → (scales, means or None) from h_s in the caller's precision."""
+        params = self.h_s(z_hat)
         return params.chunk(2, 1) if self.predicts_mean else (params, None)
 
     def entropy(self, y):
@@ -115,13 +68,15 @@ class _Hyperprior(GainedCodec):
 
     # -- deterministic coding -----------------------------------------------------------------------
     def coding_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(CDF indexes, means) for y from ẑ: float64, fixed single-threaded slices, exact index lookup."""
-        with _OneThread(), torch.autocast(z_hat.device.type, enabled=False):
-            self.h_s.double()  # fp32 → fp64 → fp32 is exact, so the weights come back unchanged
-            try:
-                scales, means = self.entropy_parameters(z_hat.double(), sliced=True)
-            finally:
-                self.h_s.float()
+        """(CDF indexes, float64 means) for y from ẑ, exactly reproducible: h_s in integer
+        arithmetic (:class:`~compress.models.integer_synthesis.IntegerSynthesis`, rebuilt when
+        the weights change), then the exact index lookup."""
+        key = tuple((p.data_ptr(), p._version) for p in self.h_s.parameters())
+        if getattr(self, "_integer_key", None) != key:
+            self._integer_h_s, self._integer_key = IntegerSynthesis(self.h_s), key
+        with torch.autocast(z_hat.device.type, enabled=False):
+            params = self._integer_h_s(z_hat)
+        scales, means = params.chunk(2, 1) if self.predicts_mean else (params, None)
         return scale_indexes(self.gaussian_conditional.scale_table, scales), means
 
     def compress_latent(self, y: torch.Tensor) -> list[bytes]:

