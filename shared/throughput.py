@@ -2,7 +2,8 @@
 hardware allows.
 
 * :func:`count_gmacs`: multiply–accumulates (10⁹) a call performs, counted by torch's
-  FlopCounterMode (convolutions and matrix products, forward and any backward run inside it).
+  FlopCounterMode (convolutions and matrix products, the integer ``_int_mm`` included, forward and
+  any backward run inside it).
 * :func:`matmul_gmacs`: GMAC/s of a large matrix product in a number format on the current
   threads: the rate convolution kernels in that format approach at best.
 """
@@ -12,7 +13,14 @@ import time
 from typing import Any, Callable
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
+
+
+@register_flop_formula(torch.ops.aten._int_mm)
+def _int_mm_flops(a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    """The exact integer matrix product (int8 × int8 → int32) counts like any other: 2·m·k·n."""
+    m, k = a_shape
+    return 2 * m * k * b_shape[1]
 
 
 def count_gmacs(fn: Callable[..., Any], *args: Any) -> float:

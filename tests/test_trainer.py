@@ -127,6 +127,8 @@ def test_throughput_counts_macs_exactly_and_measures_a_positive_rate():
     from shared.throughput import count_gmacs, matmul_gmacs
 
     assert count_gmacs(torch.mm, torch.rand(4, 5), torch.rand(5, 6)) * 1e9 == pytest.approx(4 * 5 * 6)
+    a, b = torch.ones(20, 5, dtype=torch.int8), torch.ones(5, 6, dtype=torch.int8)
+    assert count_gmacs(torch._int_mm, a, b) * 1e9 == pytest.approx(20 * 5 * 6)
     for dtype in (torch.float32, torch.bfloat16):
         rate = matmul_gmacs(dtype, n=128, repeats=2)
         assert math.isfinite(rate) and rate > 0
