@@ -66,7 +66,9 @@ def refine_latent(model, x: torch.Tensor, y: torch.Tensor, quality: float, steps
     the lowest-cost latent seen, the starting one included, so the estimated cost never rises."""
     gain, inv_gain = (g.detach() for g in model.gains(torch.tensor([quality])))
     lam = quality_lambda(model, quality)
-    params = [p.requires_grad_(False) for p in model.parameters()]
+    frozen = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in frozen:
+        p.requires_grad_(False)
     v = (y * gain).detach().requires_grad_(True)  # Adam's steps in units of the rounding step
     opt = torch.optim.Adam([v], lr=lr)
     best, best_v = math.inf, v.detach().clone()
@@ -82,6 +84,6 @@ def refine_latent(model, x: torch.Tensor, y: torch.Tensor, quality: float, steps
                 cost.backward()
                 opt.step()
     finally:
-        for p in params:
-            p.requires_grad_(True)
+        for p, flag in frozen:
+            p.requires_grad_(flag)
     return best_v / gain

@@ -31,9 +31,14 @@ def test_refined_files_decode_and_cost_less(codec, quality):
     assert file_cost(codec, img, refined, quality) < file_cost(codec, img, plain, quality)
 
 
-def test_refinement_is_deterministic(codec):
+def test_refinement_is_deterministic_and_leaves_the_model_untouched(codec):
     img = image(3, 64, 64, seed=4)
+    before = {k: v.clone() for k, v in codec.model.state_dict().items()}
+    flags = [p.requires_grad for p in codec.model.parameters()]
     assert codec.encode(img, 0.5, refine=5) == codec.encode(img, 0.5, refine=5)
+    assert all(torch.equal(v, before[k]) for k, v in codec.model.state_dict().items())
+    assert [p.requires_grad for p in codec.model.parameters()] == flags
+    assert all(p.grad is None for p in codec.model.parameters())
 
 
 def test_quality_lambda_interpolates_the_trained_levels(codec):
