@@ -3,7 +3,7 @@
     compress demo                                 # round trip of a bundled photo, beside JPEG
     compress encode photo.png -o photo.enso [--quality 0.5 | --target-bpp 0.3] [--model mean_scale]
     compress encode photos/ -o encoded/           # every image of a folder, with a progress bar
-    compress encode photo.png -o photo.enso --refine 50   # slower encoding, smaller file (compress.refine)
+    compress encode photo.png -o photo.enso --refine 50   # slower encoding, lower rate-distortion cost (compress.refine)
     compress decode photo.enso -o photo.png
     compress eval --data kodak/ --codecs ours,jpeg,webp,avif,jpeg2000,jxl -o rd/
     compress export RUN -o compress/weights/mean_scale   # fp16 weights to ship

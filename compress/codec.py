@@ -124,8 +124,10 @@ class Codec:
         from .refine import MAX_PIXELS
 
         _, H, W = rgb.shape
-        if (H + -H % STRIDE) * (W + -W % STRIDE) > MAX_PIXELS:
-            raise UserError(f"--refine works on images up to {MAX_PIXELS / 1e6:.0f} megapixels, this one has {H * W / 1e6:.1f}; encode it without --refine")
+        padded = (H + -H % STRIDE) * (W + -W % STRIDE)
+        if padded > MAX_PIXELS:
+            raise UserError(f"--refine works on images up to {MAX_PIXELS / 1e6:.0f} megapixels (padded to multiples of {STRIDE}), "
+                            f"this one has {padded / 1e6:.2f}; encode it without --refine")
 
     def refine(self, rgb: torch.Tensor, y: torch.Tensor, code: int, steps: int) -> torch.Tensor:
         """The latent ``y`` of ``rgb`` (3, H, W) after ``steps`` steps of :func:`~compress.refine.refine_latent`."""
@@ -134,7 +136,7 @@ class Codec:
         self._check_refinable(rgb)
         _, H, W = rgb.shape
         x = F.pad(rgb.unsqueeze(0), (0, -W % STRIDE, 0, -H % STRIDE), mode="replicate")
-        return refine_latent(self.model, x, y, code / 65535.0, steps, lambda v: self._net(self.model.g_s, v))
+        return refine_latent(self.model, x, y, code / 65535.0, steps, lambda v: self._net(self.model.g_s, v), size=(H, W))
 
     def encode_to_bpp(self, img: torch.Tensor, target_bpp: float, iterations: int = 12, refine: int = 0) -> bytes:
         """Bisect the quality so the file (header included) is the largest at or under ``target_bpp``;

@@ -127,6 +127,15 @@ class GainedCodec(TrainableModel, CompressionModel):
         return {"x_hat": x_hat.float(), "likelihoods": likelihoods}
 
     # -- training ---------------------------------------------------------------------------------
+    def distortion(self, x_hat: torch.Tensor, x: torch.Tensor, mse: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-image distortion (B,) that λ weighs: 255²·MSE, or 1 − MS-SSIM for ``distortion="ms-ssim"``
+        (x̂ clamped to [0, 1]); ``mse`` (B,) when the caller has it already."""
+        if self.config.distortion == "mse":
+            return 255.0**2 * (mse if mse is not None else (x_hat - x).pow(2).flatten(1).mean(1))
+        from pytorch_msssim import ms_ssim
+
+        return 1.0 - ms_ssim(x_hat.clamp(0, 1), x, data_range=1.0, size_average=False)
+
     def optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
         main = [p for n, p in self.named_parameters() if not n.endswith(".quantiles")]
         aux = [p for n, p in self.named_parameters() if n.endswith(".quantiles")]
@@ -146,12 +155,6 @@ class GainedCodec(TrainableModel, CompressionModel):
         bits = sum(torch.log(lik).flatten(1).sum(1) for lik in out["likelihoods"].values()) / -math.log(2)
         bpp = bits / (H * W)
         mse = (out["x_hat"] - x.float()).pow(2).flatten(1).mean(1)
-        if self.config.distortion == "mse":
-            dist = 255.0**2 * mse
-        else:
-            from pytorch_msssim import ms_ssim
-
-            dist = 1.0 - ms_ssim(out["x_hat"].clamp(0, 1), x.float(), data_range=1.0, size_average=False)
-        loss = (self.lambdas[level] * dist + bpp).mean()
+        loss = (self.lambdas[level] * self.distortion(out["x_hat"], x.float(), mse) + bpp).mean()
         psnr = (10 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean()
         return {"loss": loss, "bpp": bpp.mean().detach(), "psnr": psnr.detach()}

@@ -71,11 +71,12 @@ class _Hyperprior(GainedCodec):
         """(CDF indexes, float64 means) for y from ẑ, exactly reproducible: h_s in integer
         arithmetic (:class:`~compress.models.integer_synthesis.IntegerSynthesis`, rebuilt when
         the weights change), then the exact index lookup."""
-        key = tuple((p.data_ptr(), p._version) for p in self.h_s.parameters())
-        if getattr(self, "_integer_key", None) != key:
-            self._integer_h_s, self._integer_key = IntegerSynthesis(self.h_s), key
+        weights = [p.detach() for p in self.h_s.parameters()]
+        cached = self.__dict__.get("_integer_h_s")
+        if cached is None or not all(torch.equal(a, b) for a, b in zip(cached[0], weights)):
+            self.__dict__["_integer_h_s"] = cached = ([w.clone() for w in weights], IntegerSynthesis(self.h_s))
         with torch.autocast(z_hat.device.type, enabled=False):
-            params = self._integer_h_s(z_hat)
+            params = cached[1](z_hat)
         scales, means = params.chunk(2, 1) if self.predicts_mean else (params, None)
         return scale_indexes(self.gaussian_conditional.scale_table, scales), means
 

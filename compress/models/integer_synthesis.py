@@ -6,15 +6,20 @@ Floating-point convolutions sum in an order that depends on the kernel, the thre
 CPU, so their results can differ in the last bit between machines. Integer products summed in
 int32 have no such drift: every order gives the same sum.
 
-Each layer's input is quantised to 15-bit fixed point with one scale per tensor (its peak over
+Each layer's input is quantised to fixed point with one scale per tensor (its peak over
 :data:`PEAK`, computed from exact values, so encoder and decoder agree) and split into two int8
-tensors; the weights to int8 with one scale per output channel. A layer is then two int8 × int8 →
-int32 matrix products (``torch._int_mm``, exact; about 10× faster here than the float64 product it
-replaces), a transposed convolution's taps scattered onto its output grid by int32 adds, and
-elementwise float64 rescaling, bias and LeakyReLU (correctly rounded, so the same everywhere).
+tensors, ``SPLIT·hi + lo``; the weights to int8 with one scale per output channel. A layer is then
+two int8 × int8 → int32 matrix products (``torch._int_mm``; about 10× faster here than the float64
+product it replaces), a transposed convolution's taps scattered onto its output grid by int32 adds,
+and elementwise float64 rescaling, bias and LeakyReLU (correctly rounded, so the same everywhere).
 
-Quantisation moves the predicted scales and means slightly: on Kodak the files grow by 0.005 %
-(measured against float64 h_s with the shipped weights); the distortion does not change.
+Every int8 operand lies in [-63, 63]. CPUs without VNNI multiply int8 in pairs summed in int16,
+with one operand shifted to uint8 (at most 191): 2·191·63 < 2¹⁵, so no kernel can saturate, and
+the int32 sums stay below 2¹⁶·2592 (the largest layer), far from overflow.
+
+Quantisation moves the predicted scales and means slightly: against float64 h_s with the
+42,000-step weights, 8 Kodak images at 3 qualities coded to 0.08 % fewer bytes (noise either way);
+the distortion does not change.
 """
 from __future__ import annotations
 
@@ -22,11 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: int8 magnitude of the quantised weights
-LEVELS = 127
-#: activations are SPLIT·hi + lo with int8 hi, lo: 15-bit magnitudes up to PEAK
-SPLIT = 128
-PEAK = LEVELS * SPLIT
+#: largest magnitude of any int8 operand (see the module docstring)
+LEVELS = 63
+#: activations are SPLIT·hi + lo with hi, lo in [-LEVELS, LEVELS]: 13-bit magnitudes up to PEAK
+SPLIT = 2 * LEVELS + 1
+PEAK = LEVELS * SPLIT + LEVELS
 
 
 def quantize_weight(w: torch.Tensor, out_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,22 +43,22 @@ def quantize_weight(w: torch.Tensor, out_dim: int) -> tuple[torch.Tensor, torch.
 
 
 def quantize_activation(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """float64 (1, C, H, W) → (hi, lo, scale): int8 tensors with x ≈ (SPLIT·hi + lo)·scale, a
-    15-bit fixed-point value per element (one scale per tensor, its peak over :data:`PEAK`)."""
+    """float64 (1, C, H, W) → (hi, lo, scale): int8 tensors in [-LEVELS, LEVELS] with
+    x ≈ (SPLIT·hi + lo)·scale, a 13-bit fixed-point value per element (one scale per tensor, its
+    peak over :data:`PEAK`)."""
     peak = float(x.abs().max()) if x.numel() else 0.0
     scale = peak / PEAK if peak > 0 else 1.0
     q = torch.round(x / scale).clamp(-PEAK, PEAK)
-    hi = torch.div(q + SPLIT // 2, SPLIT, rounding_mode="floor")
+    hi = torch.round(q / SPLIT)  # |q/SPLIT - hi| <= 1/2, so |lo| <= LEVELS
     return hi.to(torch.int8), (q - SPLIT * hi).to(torch.int8), scale
 
 
 def _int_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Exact int8 (M, K) @ int8 (K, N) → int32 (M, N); ``_int_mm`` wants more than 16 rows."""
-    m = a.shape[0]
-    packed_a = a.new_zeros(max(m, 17), a.shape[1])  # fresh row-major storage: a view with a size-1
-    packed_a[:m] = a  # dimension can pass as contiguous with strides _int_mm misreads
-    packed_b = torch.empty(b.shape, dtype=b.dtype).copy_(b)
-    return torch._int_mm(packed_a, packed_b)[:m]
+    """Exact int8 (M, K) @ int8 (K, N) → int32 (M, N)."""
+    # fresh row-major copies: a view with a size-1 dimension passes as contiguous with strides
+    # that _int_mm misreads
+    pack = lambda t: torch.empty_like(t, memory_format=torch.contiguous_format).copy_(t)  # noqa: E731
+    return torch._int_mm(pack(a), pack(b))
 
 
 def int_conv2d(a: torch.Tensor, w: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
@@ -89,7 +94,11 @@ class IntegerSynthesis:
         for layer in h_s:
             if isinstance(layer, nn.LeakyReLU) and self.layers and self.layers[-1]["slope"] is None:
                 self.layers[-1]["slope"] = layer.negative_slope
-            elif isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)) and layer.groups == 1 and layer.dilation == (1, 1):
+            elif (
+                isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)) and layer.groups == 1 and layer.dilation == (1, 1)
+                and layer.padding_mode == "zeros" and not isinstance(layer.padding, str)
+                and len(set(layer.stride)) == 1 and len(set(layer.padding)) == 1 and len(set(layer.kernel_size)) == 1
+            ):
                 transposed = isinstance(layer, nn.ConvTranspose2d)
                 w, sw = quantize_weight(layer.weight, 1 if transposed else 0)
                 self.layers.append({
@@ -110,7 +119,8 @@ class IntegerSynthesis:
         x = z_hat.double()
         for layer in self.layers:
             hi, lo, scale = quantize_activation(x)
-            sums = SPLIT * self._sums(layer, hi).double() + self._sums(layer, lo).double()  # < 2^53: exact
+            # combined in float64 (SPLIT·int32 could overflow int32; every value here is < 2^53: exact)
+            sums = SPLIT * self._sums(layer, hi).double() + self._sums(layer, lo).double()
             x = sums * (scale * layer["scale"]) + layer["bias"]
             if layer["slope"] is not None:
                 x = F.leaky_relu(x, layer["slope"])
