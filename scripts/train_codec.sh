@@ -8,7 +8,12 @@
 # restart: 5e-4 constant to 9,800, then decaying) and at 11,575 with --steps 21000 (3.45e-4 linearly to 0 at 21,000);
 # in a third, resumed at 21,000 with --steps 30000, at 23,300 with --steps 36000 (2.7e-4 linearly to 0 at
 # 36,000) and at 36,000 with --steps 42000 (1.1e-4 to 0); one thread, 2 h 0 min for these 21,000 steps.
-# The shipped weights are step 42,000.
+# In a fourth, resumed at 42,425 (a checkpoint past the step-42,000 weights of the third) on 256×256
+# crops with the decoder fed rounded latents (--model-decoder-input round, now the default) and
+# --steps 52500 (1.47e-4), at 43,500 with --steps 51000 and at 43,600 with --steps 50000 (9.8e-5
+# linearly to 0 at 50,000), each shortening only to finish within the session; two threads,
+# --crop 256 --threads 2 after --resume, 1 h 48 min for these 7,575 steps (6 h 17 min in all).
+# The shipped weights are step 50,000.
 # Resumable: run it again with --resume to continue a killed run.
 #   ENSO_DATA=../shared/data scripts/train_codec.sh RUN_DIR [--resume] [more compress train flags]
 set -euo pipefail
