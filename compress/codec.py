@@ -116,7 +116,7 @@ class Codec:
             self._check_refinable(rgb)
         y = self.analyse(rgb)
         if refine > 0:
-            y = self.refine(rgb, y, code, refine)
+            y = self._refine(rgb, y, code, refine)
         return self._pack(mode, rgb.shape[1:], code, self._code(y, code), alpha)
 
     @staticmethod
@@ -129,11 +129,11 @@ class Codec:
             raise UserError(f"--refine works on images up to {MAX_PIXELS / 1e6:.0f} megapixels (padded to multiples of {STRIDE}), "
                             f"this one has {padded / 1e6:.2f}; encode it without --refine")
 
-    def refine(self, rgb: torch.Tensor, y: torch.Tensor, code: int, steps: int) -> torch.Tensor:
-        """The latent ``y`` of ``rgb`` (3, H, W) after ``steps`` steps of :func:`~compress.refine.refine_latent`."""
+    def _refine(self, rgb: torch.Tensor, y: torch.Tensor, code: int, steps: int) -> torch.Tensor:
+        """The latent ``y`` of ``rgb`` (3, H, W) after ``steps`` steps of :func:`~compress.refine.refine_latent`
+        (callers check the size with :meth:`_check_refinable` before any work)."""
         from .refine import refine_latent
 
-        self._check_refinable(rgb)
         _, H, W = rgb.shape
         x = F.pad(rgb.unsqueeze(0), (0, -W % STRIDE, 0, -H % STRIDE), mode="replicate")
         return refine_latent(self.model, x, y, code / 65535.0, steps, lambda v: self._net(self.model.g_s, v), size=(H, W))
@@ -161,7 +161,7 @@ class Codec:
         if data is None:
             data = self._pack(mode, rgb.shape[1:], 0, self._code(y, 0), alpha)
         if refine > 0:
-            refined = self._pack(mode, rgb.shape[1:], code, self._code(self.refine(rgb, y, code, refine), code), alpha)
+            refined = self._pack(mode, rgb.shape[1:], code, self._code(self._refine(rgb, y, code, refine), code), alpha)
             if len(refined) * 8 / pixels <= target_bpp or len(refined) <= len(data):
                 data = refined
         return data

@@ -18,26 +18,16 @@ from __future__ import annotations
 import math
 
 import torch
-from compressai.ops import quantize_ste
+
+from .models.base import round_about
 
 #: largest padded image (pixels) refined in one piece; refinement holds the decoder's activations
 MAX_PIXELS = 4_000_000
 
 
-def quality_lambda(model, quality: float) -> float:
-    """λ of a quality in [0, 1]: log-λ interpolated between the trained levels, like the gains."""
-    log_l = model.lambdas.double().log()
-    pos = min(max(quality, 0.0), 1.0) * (len(log_l) - 1)
-    lo = min(int(math.floor(pos)), len(log_l) - 1)
-    hi = min(lo + 1, len(log_l) - 1)
-    t = pos - lo
-    return float(((1 - t) * log_l[lo] + t * log_l[hi]).exp())
-
-
 def _bottleneck_bits(bottleneck, z: torch.Tensor) -> torch.Tensor:
     """Bits of z (1, C, h, w) rounded about the bottleneck's medians, as coded; straight-through."""
-    medians = bottleneck._get_medians()
-    z_hat = quantize_ste(z - medians) + medians
+    z_hat = round_about(z, bottleneck._get_medians())
     values = z_hat.permute(1, 0, 2, 3).reshape(z.shape[1], 1, -1)
     likelihood, _, _ = bottleneck._likelihood(values)
     return -bottleneck.likelihood_lower_bound(likelihood).log2().sum(), z_hat
@@ -50,8 +40,7 @@ def rd_cost(model, x: torch.Tensor, v: torch.Tensor, inv_gain: torch.Tensor, lam
     if hasattr(model, "gaussian_conditional"):
         z_bits, z_hat = _bottleneck_bits(model.entropy_bottleneck, model.h_a(v))
         scales, means = model.entropy_parameters(z_hat)
-        offset = means if means is not None else 0.0
-        v_hat = quantize_ste(v - offset) + offset
+        v_hat = round_about(v, means if means is not None else 0.0)
         gc = model.gaussian_conditional
         likelihood = gc.likelihood_lower_bound(gc._likelihood(v_hat, scales, means))
         bits = z_bits - likelihood.log2().sum()
@@ -70,7 +59,7 @@ def refine_latent(model, x: torch.Tensor, y: torch.Tensor, quality: float, steps
     seen, the starting one included, so the estimated cost never rises."""
     size = size or tuple(x.shape[-2:])
     gain, inv_gain = (g.detach() for g in model.gains(torch.tensor([quality])))
-    lam = quality_lambda(model, quality)
+    lam = model.quality_lambda(quality)
     frozen = [(p, p.requires_grad) for p in model.parameters()]
     for p, _ in frozen:
         p.requires_grad_(False)

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from compress.codec import Codec
-from compress.refine import quality_lambda
 from shared.errors import UserError
 from tests.test_codec import image, small_codec
 
@@ -23,7 +22,7 @@ def any_codec(request) -> Codec:
 def file_cost(codec: Codec, img: torch.Tensor, data: bytes, quality: float) -> float:
     """λ·255²·MSE + bpp of a file, measured on its decoded pixels and its whole length."""
     mse = (codec.decode(data) - img).pow(2).mean().item()
-    return quality_lambda(codec.model, quality) * 255**2 * mse + len(data) * 8 / (img.shape[1] * img.shape[2])
+    return codec.model.quality_lambda(quality) * 255**2 * mse + len(data) * 8 / (img.shape[1] * img.shape[2])
 
 
 @pytest.mark.parametrize("quality", [0.2, 0.8])
@@ -48,9 +47,9 @@ def test_refinement_is_deterministic_and_leaves_the_model_untouched(codec):
 
 def test_quality_lambda_interpolates_the_trained_levels(codec):
     lambdas = codec.model.lambdas.tolist()
-    assert quality_lambda(codec.model, 0.0) == pytest.approx(lambdas[0])
-    assert quality_lambda(codec.model, 1.0) == pytest.approx(lambdas[-1])
-    assert quality_lambda(codec.model, 0.1) == pytest.approx((lambdas[0] * lambdas[1]) ** 0.5)
+    assert codec.model.quality_lambda(0.0) == pytest.approx(lambdas[0])
+    assert codec.model.quality_lambda(1.0) == pytest.approx(lambdas[-1])
+    assert codec.model.quality_lambda(0.1) == pytest.approx((lambdas[0] * lambdas[1]) ** 0.5)
 
 
 def test_target_bpp_with_refinement_stays_under_the_target(codec):

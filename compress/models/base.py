@@ -42,6 +42,12 @@ class CodecConfig:
     )
 
 
+def round_about(y: torch.Tensor, offset: torch.Tensor | float) -> torch.Tensor:
+    """y rounded to the integer grid shifted by ``offset`` (a mean or median), as coding rounds it;
+    the gradient passes straight through."""
+    return quantize_ste(y - offset) + offset
+
+
 def conv(cin: int, cout: int, k: int = 5, s: int = 2) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, k, stride=s, padding=k // 2)
 
@@ -79,16 +85,25 @@ class GainedCodec(TrainableModel, CompressionModel):
         self.register_buffer("lambdas", torch.tensor(config.lambdas, dtype=torch.float32))
 
     # -- variable rate ---------------------------------------------------------------------------
-    def gains(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Quality q (B,) in [0, 1] → (gain, inverse gain), each (B, M, 1, 1); q = k/(L-1) is level k exactly."""
-        L = self.log_gain.shape[0]
+    def interpolate_levels(self, values: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """Per-level ``values`` (L, ...) at qualities q (B,) in [0, 1] → (B, ...): linear between the
+        neighbouring levels; q = k/(L-1) is level k exactly."""
+        L = values.shape[0]
         pos = q.float().clamp(0, 1) * (L - 1)
         lo = pos.floor().long().clamp(max=L - 1)
         hi = (lo + 1).clamp(max=L - 1)
-        t = (pos - lo.float()).unsqueeze(1)
-        g = (1 - t) * self.log_gain[lo] + t * self.log_gain[hi]
-        ig = (1 - t) * self.log_inv_gain[lo] + t * self.log_inv_gain[hi]
+        t = (pos - lo.float()).view(-1, *([1] * (values.ndim - 1)))
+        return (1 - t) * values[lo] + t * values[hi]
+
+    def gains(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Quality q (B,) in [0, 1] → (gain, inverse gain), each (B, M, 1, 1), log-interpolated between levels."""
+        g = self.interpolate_levels(self.log_gain, q)
+        ig = self.interpolate_levels(self.log_inv_gain, q)
         return g.exp()[:, :, None, None], ig.exp()[:, :, None, None]
+
+    def quality_lambda(self, quality: float) -> float:
+        """λ of a quality in [0, 1], log-interpolated between the trained levels like the gains."""
+        return float(self.interpolate_levels(self.lambdas.log(), torch.tensor([quality])).exp())
 
     def level_quality(self, level: torch.Tensor) -> torch.Tensor:
         return level.float() / max(1, self.log_gain.shape[0] - 1)
@@ -112,7 +127,7 @@ class GainedCodec(TrainableModel, CompressionModel):
         it, with the gradient passed straight through."""
         if self.config.decoder_input == "noise" or not self.training:
             return y_noisy
-        return quantize_ste(y - offset) + offset
+        return round_about(y, offset)
 
     # -- the CompressAI protocol -----------------------------------------------------------------
     def forward(self, x: torch.Tensor, q: torch.Tensor | float = 1.0) -> dict:
