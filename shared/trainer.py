@@ -4,6 +4,7 @@ It steps the model's optimisers in order (see :mod:`shared.model`), on CPU or CU
 bf16 autocast with channels_last, on one process or many (torchrun), with exact resume from
 atomic checkpoints, a NaN/Inf guard, gradient clipping, learning-rate schedules, a tqdm bar
 showing the loss and images/s, and metrics to ``metrics.csv`` (and TensorBoard when installed).
+On Linux it keeps freed memory in the process for the next step (:mod:`shared.allocator`).
 
 A run folder holds ``config.json``, ``checkpoint.pt``, ``metrics.csv`` and ``export/`` (safetensors).
 """
@@ -24,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from . import distributed as dist
+from .allocator import reuse_freed_memory
 from .checkpoint import export_weights, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import save_json, to_dict
 from .data.sampling import StepBatchSampler
@@ -85,6 +87,7 @@ class Trainer:
     ):
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
+        reuse_freed_memory()
         device = dist.init_from_env(resolve_device(cfg.device))
         self.precision = resolve_precision(cfg.precision, device, conv_model=model.conv, channels_last=model.channels_last)
         self.cfg, self.dataset, self.collate = cfg, dataset, collate
