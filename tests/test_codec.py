@@ -213,6 +213,31 @@ def test_scale_index_is_the_nearest_table_entry_in_log_scale(ms_codec):
     assert lookup(torch.tensor([0.0, -1.0, 1e-3, 1e9, float("inf")], dtype=torch.float64)).tolist() == [0, 0, 0, n - 1, n - 1]
 
 
+@pytest.mark.parametrize("inverse", [False, True])
+def test_in_place_gdn_matches_compressai(inverse):
+    from compressai.layers import GDN
+
+    from compress.models.base import InPlaceGDN
+
+    torch.manual_seed(0)
+    ours, ref = InPlaceGDN(8, inverse=inverse), GDN(8, inverse=inverse)
+    with torch.no_grad():
+        ref.gamma.add_(0.05 * torch.rand_like(ref.gamma))  # off-diagonal terms, so channels mix
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 8, 6, 5).to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert torch.equal(ours(x), ref(x))
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # the codec's fast path
+            xb = x.bfloat16()
+            assert torch.equal(ours(xb), ref(xb)) and ours(xb).dtype == torch.bfloat16
+    x.requires_grad_(True)
+    ours(x).square().sum().backward()  # with autograd it is CompressAI's own forward
+    g = x.grad.clone()
+    x.grad = None
+    ref(x).square().sum().backward()
+    assert torch.equal(g, x.grad)
+
+
 def synthetic_photo(seed: int = 0) -> torch.Tensor:
     """256×384 smooth random texture (bicubic over 24×36 random colours): close enough to a photo
     that the shipped model's estimate holds. Much smoother images code below the estimate (the
