@@ -21,9 +21,9 @@ def ints(*shape, seed=0):
     return torch.randint(-127, 128, shape, generator=g).to(torch.int8)
 
 
-@pytest.mark.parametrize("h,w", [(1, 1), (3, 5), (24, 16)])
-def test_integer_convolutions_equal_the_float64_ones_exactly(h, w):
-    a = ints(1, 12, h, w)
+@pytest.mark.parametrize("b,h,w", [(1, 1, 1), (1, 3, 5), (2, 3, 5), (2, 24, 16)])
+def test_integer_convolutions_equal_the_float64_ones_exactly(b, h, w):
+    a = ints(b, 12, h, w)
     wt = ints(12, 10, 5, 5, seed=1)
     ref = F.conv_transpose2d(a.double(), wt.double(), stride=2, padding=2, output_padding=1)
     out = int_conv_transpose2d(a, wt, 2, 2, 1)

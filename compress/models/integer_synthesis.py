@@ -8,9 +8,9 @@ int32 have no such drift: every order gives the same sum.
 
 Each layer's input is quantised to fixed point with one scale per tensor (its peak over
 :data:`PEAK`, computed from exact values, so encoder and decoder agree) and split into two int8
-tensors, ``SPLIT·hi + lo``; the weights to int8 with one scale per output channel. A layer is then
-two int8 × int8 → int32 matrix products (``torch._int_mm``; about 10× faster here than the float64
-product it replaces), a transposed convolution's taps scattered onto its output grid by int32 adds,
+tensors, ``SPLIT·hi + lo``; the weights to int8 with one scale per output channel. A layer is
+then one int8 × int8 → int32 matrix product over both halves (``torch._int_mm``; about 10× faster
+here than the float64 product it replaces), a transposed convolution's taps scattered onto its output grid by int32 adds,
 and elementwise float64 rescaling, bias and LeakyReLU (correctly rounded, so the same everywhere).
 
 Every int8 operand lies in [-63, 63]. CPUs without VNNI multiply int8 in pairs summed in int16,
@@ -53,36 +53,45 @@ def quantize_activation(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, fl
     return hi.to(torch.int8), (q - SPLIT * hi).to(torch.int8), scale
 
 
+def _row_major(t: torch.Tensor) -> torch.Tensor:
+    """``t`` (M, N) if its strides are exactly (N, 1), else a row-major copy: a view with a size-1
+    dimension passes ``is_contiguous`` with strides that ``_int_mm`` misreads."""
+    if t.stride() == (t.shape[1], 1):
+        return t
+    return torch.empty_like(t, memory_format=torch.contiguous_format).copy_(t)
+
+
 def _int_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Exact int8 (M, K) @ int8 (K, N) → int32 (M, N)."""
-    # fresh row-major copies: a view with a size-1 dimension passes as contiguous with strides
-    # that _int_mm misreads
-    pack = lambda t: torch.empty_like(t, memory_format=torch.contiguous_format).copy_(t)  # noqa: E731
-    return torch._int_mm(pack(a), pack(b))
+    return torch._int_mm(_row_major(a), _row_major(b))
 
 
 def int_conv2d(a: torch.Tensor, w: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
-    """int8 (1, C, H, W) ⋆ int8 (O, C, k, k) → the exact int32 sums (1, O, H', W'), as ``F.conv2d``."""
+    """int8 (B, C, H, W) ⋆ int8 (O, C, k, k) → the exact int32 sums (B, O, H', W'), as ``F.conv2d``;
+    the batch shares one matrix product."""
     O, C, k, _ = w.shape
-    cols = F.pad(a, (padding,) * 4)[0].unfold(1, k, stride).unfold(2, k, stride)  # (C, H', W', k, k)
-    H, W = cols.shape[1:3]
-    cols = cols.permute(0, 3, 4, 1, 2).reshape(C * k * k, H * W)
-    return _int_matmul(w.reshape(O, C * k * k), cols).view(1, O, H, W)
+    B = a.shape[0]
+    cols = F.pad(a, (padding,) * 4).unfold(2, k, stride).unfold(3, k, stride)  # (B, C, H', W', k, k)
+    H, W = cols.shape[2:4]
+    cols = cols.permute(1, 4, 5, 0, 2, 3).reshape(C * k * k, B * H * W)
+    return _int_matmul(w.reshape(O, C * k * k), cols).view(O, B, H, W).transpose(0, 1)
 
 
 def int_conv_transpose2d(a: torch.Tensor, w: torch.Tensor, stride: int, padding: int, output_padding: int) -> torch.Tensor:
-    """int8 (1, C, H, W) transposed-convolved with int8 (C, O, k, k) → the exact int32 sums
-    (1, O, H', W'), H' = (H - 1)·stride - 2·padding + k + output_padding, as ``F.conv_transpose2d``."""
+    """int8 (B, C, H, W) transposed-convolved with int8 (C, O, k, k) → the exact int32 sums
+    (B, O, H', W'), H' = (H - 1)·stride - 2·padding + k + output_padding, as ``F.conv_transpose2d``;
+    the batch shares one matrix product."""
     C, O, k, _ = w.shape
-    _, _, H, W = a.shape
-    taps = _int_matmul(w.permute(2, 3, 1, 0).reshape(k * k * O, C), a[0].reshape(C, H * W)).view(k, k, O, H, W)
+    B, _, H, W = a.shape
+    cols = a.transpose(0, 1).reshape(C, B * H * W)
+    taps = _int_matmul(w.permute(2, 3, 1, 0).reshape(k * k * O, C), cols).view(k, k, O, B, H, W).transpose(2, 3)
     Ho = (H - 1) * stride - 2 * padding + k + output_padding
     Wo = (W - 1) * stride - 2 * padding + k + output_padding
-    full = taps.new_zeros(O, max((H - 1) * stride + k, padding + Ho), max((W - 1) * stride + k, padding + Wo))
+    full = taps.new_zeros(B, O, max((H - 1) * stride + k, padding + Ho), max((W - 1) * stride + k, padding + Wo))
     for i in range(k):  # scatter each tap's products onto the strided output grid (integer adds: exact)
         for j in range(k):
-            full[:, i : i + (H - 1) * stride + 1 : stride, j : j + (W - 1) * stride + 1 : stride].add_(taps[i, j])
-    return full[None, :, padding : padding + Ho, padding : padding + Wo]
+            full[:, :, i : i + (H - 1) * stride + 1 : stride, j : j + (W - 1) * stride + 1 : stride].add_(taps[i, j])
+    return full[:, :, padding : padding + Ho, padding : padding + Wo]
 
 
 class IntegerSynthesis:
@@ -101,6 +110,8 @@ class IntegerSynthesis:
             ):
                 transposed = isinstance(layer, nn.ConvTranspose2d)
                 w, sw = quantize_weight(layer.weight, 1 if transposed else 0)
+                if transposed:  # stored so that the matrix int_conv_transpose2d takes, w.permute(2, 3, 1, 0), is row-major
+                    w = w.permute(2, 3, 1, 0).contiguous().permute(3, 2, 0, 1)
                 self.layers.append({
                     "transposed": transposed, "w": w, "scale": sw.view(1, -1, 1, 1), "slope": None,
                     "bias": layer.bias.detach().double().view(1, -1, 1, 1), "stride": layer.stride[0],
@@ -119,8 +130,9 @@ class IntegerSynthesis:
         x = z_hat.double()
         for layer in self.layers:
             hi, lo, scale = quantize_activation(x)
+            sums = self._sums(layer, torch.cat([hi, lo]))  # one product for both halves
             # combined in float64 (SPLIT·int32 could overflow int32; every value here is < 2^53: exact)
-            sums = SPLIT * self._sums(layer, hi).double() + self._sums(layer, lo).double()
+            sums = SPLIT * sums[:1].double() + sums[1:].double()
             x = sums * (scale * layer["scale"]) + layer["bias"]
             if layer["slope"] is not None:
                 x = F.leaky_relu(x, layer["slope"])
