@@ -2,16 +2,25 @@
 """Training throughput: fp32 NCHW against the fast path (bf16 autocast + channels_last), side by side.
 
 Times the shared trainer's real ``train_step`` (forward, backward, optimiser) on random images for
-a conv VAE at 64×64 and a ResNet conv AE at 256×256. The two precisions alternate in rounds so
-that background load hits both alike; the median round counts.
+a conv VAE at 64×64, a ResNet conv AE at 256×256 and the mean-scale codec at its 256×256 training
+crops. The two precisions alternate in rounds so that background load hits both alike; the
+median round counts.
 
-    python scripts/bench_train.py [--rounds 3] [--steps 5] [--threads 2] [--json out.json]
+``--allocators`` measures the trainer's allocator policy (:mod:`shared.allocator`, freed memory
+kept for reuse) against glibc's default instead: each round runs the benchmark once in a child
+process per policy, alternating, and the median round of each counts.
+
+    python scripts/bench_train.py [--rounds 3] [--steps 5] [--threads 2] [--allocators] [--json out.json]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 
 import torch
@@ -24,7 +33,10 @@ from shared.trainer import TrainConfig, Trainer, seed_everything
 CASES = {
     "conv VAE 64x64": ("vae", {"input_shape": (3, 64, 64), "widths": (32, 64, 128, 256), "latent_dim": 128, "recon": "mse"}, 64),
     "ResNet AE 256x256": ("resnet_ae", {"widths": (64, 128), "latent_channels": 16, "res_blocks": 4}, 4),
+    "codec 256x256": ("mean_scale", {}, 8),
 }
+#: warm-up steps: oneDNN's kernel selection, and the kept allocator reaching its steady state
+WARMUP = 6
 
 
 def make_trainer(name: str, config: dict, batch: int, precision: str) -> tuple[Trainer, object]:
@@ -44,20 +56,40 @@ def images_per_s(trainer: Trainer, batch, steps: int) -> float:
     return steps * trainer.model.batch_size_of(batch) / (time.perf_counter() - t0)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--steps", type=int, default=5, help="timed steps per round and precision")
-    p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    p.add_argument("--json", help="also write the results here")
-    args = p.parse_args()
+def compare_allocators(args) -> dict:
+    """Each round: this benchmark once per allocator policy, each in a fresh process."""
+    runs: dict[str, list[dict]] = {"default": [], "kept": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            for policy in runs:
+                out = os.path.join(tmp, f"{policy}{r}.json")
+                env = dict(os.environ, ENSO_MALLOC="default" if policy == "default" else "")
+                cmd = [sys.executable, __file__, "--rounds", "1", "--steps", str(args.steps), "--threads", str(args.threads), "--json", out]
+                subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+                with open(out) as fh:
+                    runs[policy].append(json.load(fh))
+    results = {}
+    for label in CASES:
+        row = {}
+        for policy, rounds in runs.items():
+            for prec in ("fp32_nchw_img_s", "bf16_channels_last_img_s"):
+                row[f"{policy}_{prec}"] = statistics.median(r[label][prec] for r in rounds)
+        results[label] = row
+        print(f"{label:20s} glibc default → kept: fp32 NCHW {row['default_fp32_nchw_img_s']:7.1f} → {row['kept_fp32_nchw_img_s']:7.1f} img/s "
+              f"({row['kept_fp32_nchw_img_s'] / row['default_fp32_nchw_img_s']:4.2f}x) | bf16 + channels_last "
+              f"{row['default_bf16_channels_last_img_s']:7.1f} → {row['kept_bf16_channels_last_img_s']:7.1f} img/s "
+              f"({row['kept_bf16_channels_last_img_s'] / row['default_bf16_channels_last_img_s']:4.2f}x)")
+    return results
+
+
+def compare_precisions(args) -> dict:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}, native bf16: {cpu_has_native_bf16()}")
     results = {}
     for label, (name, config, batch) in CASES.items():
         runs = {prec: make_trainer(name, config, batch, prec) for prec in ("fp32", "bf16")}
-        for trainer, b in runs.values():  # warm-up (oneDNN kernel selection)
-            images_per_s(trainer, b, 2)
+        for trainer, b in runs.values():
+            images_per_s(trainer, b, WARMUP)
         rates = {prec: [] for prec in runs}
         for _ in range(args.rounds):
             for prec, (trainer, b) in runs.items():
@@ -65,6 +97,18 @@ def main() -> None:
         fp32, fast = statistics.median(rates["fp32"]), statistics.median(rates["bf16"])
         results[label] = {"batch": batch, "fp32_nchw_img_s": fp32, "bf16_channels_last_img_s": fast, "speedup": fast / fp32}
         print(f"{label:20s} batch {batch:3d}: fp32 NCHW {fp32:8.1f} img/s | bf16 + channels_last {fast:8.1f} img/s | {fast / fp32:4.2f}x")
+    return results
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=5, help="timed steps per round and precision")
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--allocators", action="store_true", help="compare the allocator policies instead of the precisions")
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args()
+    results = compare_allocators(args) if args.allocators else compare_precisions(args)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)
