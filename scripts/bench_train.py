@@ -27,6 +27,7 @@ import torch
 
 from shared import registry
 from shared.data import TensorItems
+from shared.allocator import reuse_freed_memory, user_tunes_malloc
 from shared.precision import cpu_has_native_bf16
 from shared.trainer import TrainConfig, Trainer, seed_everything
 
@@ -57,17 +58,22 @@ def images_per_s(trainer: Trainer, batch, steps: int) -> float:
 
 
 def compare_allocators(args) -> dict:
-    """Each round: this benchmark once per allocator policy, each in a fresh process."""
+    """Each round: this benchmark once per allocator policy, each in a fresh process, the order
+    alternating between rounds."""
+    if user_tunes_malloc():
+        sys.exit("error: unset ENSO_MALLOC, GLIBC_TUNABLES, MALLOC_*_ and LD_PRELOAD's malloc to compare the allocator policies")
     runs: dict[str, list[dict]] = {"default": [], "kept": []}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            for policy in runs:
+            for policy in (list(runs) if r % 2 == 0 else list(runs)[::-1]):
                 out = os.path.join(tmp, f"{policy}{r}.json")
                 env = dict(os.environ, ENSO_MALLOC="default" if policy == "default" else "")
                 cmd = [sys.executable, __file__, "--rounds", "1", "--steps", str(args.steps), "--threads", str(args.threads), "--json", out]
                 subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
                 with open(out) as fh:
-                    runs[policy].append(json.load(fh))
+                    result = json.load(fh)
+                assert result["allocator_kept"] == (policy == "kept"), result["allocator_kept"]
+                runs[policy].append(result)
     results = {}
     for label in CASES:
         row = {}
@@ -97,6 +103,7 @@ def compare_precisions(args) -> dict:
         fp32, fast = statistics.median(rates["fp32"]), statistics.median(rates["bf16"])
         results[label] = {"batch": batch, "fp32_nchw_img_s": fp32, "bf16_channels_last_img_s": fast, "speedup": fast / fp32}
         print(f"{label:20s} batch {batch:3d}: fp32 NCHW {fp32:8.1f} img/s | bf16 + channels_last {fast:8.1f} img/s | {fast / fp32:4.2f}x")
+    results["allocator_kept"] = reuse_freed_memory()  # the trainers applied it unless told not to
     return results
 
 

@@ -230,12 +230,34 @@ def test_in_place_gdn_matches_compressai(inverse):
         with torch.autocast("cpu", dtype=torch.bfloat16):  # the codec's fast path
             xb = x.bfloat16()
             assert torch.equal(ours(xb), ref(xb)) and ours(xb).dtype == torch.bfloat16
+            assert torch.equal(ours(x), ref(x)) and ours(x).dtype == torch.float32  # fp32 input, bf16 norm
     x.requires_grad_(True)
     ours(x).square().sum().backward()  # with autograd it is CompressAI's own forward
     g = x.grad.clone()
     x.grad = None
     ref(x).square().sum().backward()
     assert torch.equal(g, x.grad)
+
+
+@pytest.mark.parametrize("with_means", [True, False])
+def test_gaussian_decoding_equals_compressai(with_means):
+    from compressai.entropy_models import GaussianConditional
+    from compressai.models.google import get_scale_table
+
+    from compress.models.hyperprior import decode_gaussian
+
+    g = torch.Generator().manual_seed(0)
+    gc = GaussianConditional(get_scale_table().tolist())
+    gc.update()
+    scales = torch.rand(1, 6, 5, 7, generator=g) * 20 + 0.05
+    means = torch.randn(1, 6, 5, 7, generator=g, dtype=torch.float64) * 4 if with_means else None
+    y = torch.randn(1, 6, 5, 7, generator=g, dtype=torch.float64) * scales + (means if with_means else 0)
+    indexes = scale_indexes(gc.scale_table, scales)
+    string = gc.compress(y, indexes, means=means)[0]
+    ours, ref = decode_gaussian(gc, string, indexes, means), gc.decompress([string], indexes, means=means)
+    assert ours.dtype == ref.dtype and torch.equal(ours, ref)
+    expected = torch.round(y - means) + means if with_means else torch.round(y).float()
+    assert torch.equal(ours, expected)  # the coded ŷ itself, not just agreement with CompressAI
 
 
 def synthetic_photo(seed: int = 0) -> torch.Tensor:

@@ -59,8 +59,8 @@ def deconv(cin: int, cout: int, k: int = 5, s: int = 2) -> nn.ConvTranspose2d:
 
 class InPlaceGDN(GDN):
     """CompressAI's GDN (x / sqrt(β + γ·x²)) or inverse GDN (x · sqrt(β + γ·x²)), same parameters and
-    result; without autograd it computes in place, allocating one activation-sized tensor fewer
-    per operation (a third less time for g_a's and g_s's six GDN layers on a Kodak image)."""
+    result; without autograd it computes in place, two activation-sized tensors fewer per layer
+    (a quarter less time for g_a's and g_s's six GDN layers on a Kodak image, measured at 1 thread)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled():
@@ -70,7 +70,7 @@ class InPlaceGDN(GDN):
         gamma = self.gamma_reparam(self.gamma).reshape(C, C, 1, 1)
         norm = F.conv2d(x * x, gamma, beta)
         norm = norm.sqrt_() if self.inverse else norm.rsqrt_()
-        return norm.mul_(x)
+        return norm.mul_(x) if norm.dtype == x.dtype else x * norm  # (autocast: x may be fp32, norm bf16)
 
 
 def analysis(N: int, M: int) -> nn.Sequential:

@@ -132,7 +132,8 @@ class IntegerSynthesis:
             hi, lo, scale = quantize_activation(x)
             sums = self._sums(layer, torch.cat([hi, lo]))  # one product for both halves
             # combined in float64 (SPLIT·int32 could overflow int32; every value here is < 2^53: exact)
-            sums = SPLIT * sums[:1].double() + sums[1:].double()
+            n = hi.shape[0]
+            sums = SPLIT * sums[:n].double() + sums[n:].double()
             x = sums * (scale * layer["scale"]) + layer["bias"]
             if layer["slope"] is not None:
                 x = F.leaky_relu(x, layer["slope"])
