@@ -13,7 +13,10 @@
 # --steps 52500 (1.47e-4), at 43,500 with --steps 51000 and at 43,600 with --steps 50000 (9.8e-5
 # linearly to 0 at 50,000), each shortening only to finish within the session; two threads,
 # --crop 256 --threads 2 after --resume, 1 h 48 min for these 7,575 steps (6 h 17 min in all).
-# The shipped weights are step 50,000.
+# In a fifth, resumed at 50,000 with --steps 58500 (1.1e-4), at 50,700 with --steps 60000 and at
+# 52,600 with --steps 61500 (1.1e-4 linearly to 0 at 61,500), each lengthening as the trainer got
+# faster (freed memory kept for reuse: 10.5 → 14.1 images/s); two threads, 256×256 crops,
+# 1 h 54 min for these 11,500 steps (8 h 11 min in all). The shipped weights are step 61,500.
 # Resumable: run it again with --resume to continue a killed run.
 #   ENSO_DATA=../shared/data scripts/train_codec.sh RUN_DIR [--resume] [more compress train flags]
 set -euo pipefail

@@ -5,8 +5,8 @@ PyTorch's CPU tensors come from ``malloc``. glibc serves large requests with a f
 free memory at the top of its heap to the kernel once it exceeds a trim threshold; a training
 step's large activations and gradients are then page-faulted and zeroed by the kernel anew, step
 after step. With ``mmap`` and trimming off, the steps after the first few reuse the same pages:
-the codec's training (256×256 crops, batch 8, bf16, 2 threads) went from 10.5 to 14.1 images/s
-at the same resident memory (1.8 GB), and ``scripts/bench_train.py --allocators`` measures it.
+the codec's training run (256×256 crops, batch 8, bf16, 2 threads) went from 10.5 to 14.1
+images/s, and ``scripts/bench_train.py --allocators`` measures it side by side (README).
 
 The trainer applies this (:class:`shared.trainer.Trainer`), and it stays in force for the rest of
 that process. One-shot commands do not apply it, because glibc then cannot hand large blocks back
