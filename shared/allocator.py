@@ -10,7 +10,8 @@ images/s, and ``scripts/bench_train.py --allocators`` measures it side by side (
 
 The trainer applies this (:class:`shared.trainer.Trainer`), and it stays in force for the rest of
 that process. One-shot commands do not apply it, because glibc then cannot hand large blocks back
-and fragments: encoding a 12-megapixel photo peaked at 3.0 GiB instead of 2.0. Users who tune
+and fragments: encoding a 12-megapixel photo with the shipped codec peaked at 3.0 GiB instead of
+2.0 (measured once, in fresh processes). Users who tune
 malloc themselves keep their settings (``GLIBC_TUNABLES=glibc.malloc.*``, glibc's ``MALLOC_*_``
 variables, or another malloc in ``LD_PRELOAD``); ``ENSO_MALLOC=default`` turns this off.
 Elsewhere (macOS, musl, Windows) it does nothing.

@@ -59,8 +59,8 @@ def deconv(cin: int, cout: int, k: int = 5, s: int = 2) -> nn.ConvTranspose2d:
 
 class InPlaceGDN(GDN):
     """CompressAI's GDN (x / sqrt(β + γ·x²)) or inverse GDN (x · sqrt(β + γ·x²)), same parameters and
-    result; without autograd it computes in place, two activation-sized tensors fewer per layer
-    (a quarter less time for g_a's and g_s's six GDN layers on a Kodak image, measured at 1 thread)."""
+    result; without autograd it computes in place, allocating two activation-sized tensors fewer
+    per layer."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled():

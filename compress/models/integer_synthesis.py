@@ -10,8 +10,9 @@ Each layer's input is quantised to fixed point with one scale per tensor (its pe
 :data:`PEAK`, computed from exact values, so encoder and decoder agree) and split into two int8
 tensors, ``SPLIT·hi + lo``; the weights to int8 with one scale per output channel. A layer is
 then one int8 × int8 → int32 matrix product over both halves (``torch._int_mm``; about 10× faster
-here than the float64 product it replaces), a transposed convolution's taps scattered onto its output grid by int32 adds,
-and elementwise float64 rescaling, bias and LeakyReLU (correctly rounded, so the same everywhere).
+here than the float64 product it replaces), a transposed convolution's taps scattered onto its
+output grid by int32 adds, and elementwise float64 rescaling, bias and LeakyReLU (correctly
+rounded, so the same everywhere).
 
 Every int8 operand lies in [-63, 63]. CPUs without VNNI multiply int8 in pairs summed in int16,
 with one operand shifted to uint8 (at most 191): 2·191·63 < 2¹⁵, so no kernel can saturate, and
