@@ -13,7 +13,13 @@
 * memory (``--large``): peak resident memory of encoding and decoding a 4000×3000 photo, each in a
   fresh process.
 
-    ENSO_DATA=../shared/data python scripts/bench_codec.py [--model mean_scale] [--rounds 5] [--large]
+Each measurement runs twice, in fresh processes: with the allocator policy the codec applies
+(``shared.allocator``: freed memory kept for reuse) and with glibc's default (``ENSO_MALLOC=default``).
+CompressAI runs in the same processes, so it is timed under both policies too: the headline ratio
+is each library as it ships (ours with its policy, CompressAI with glibc's default), and the
+same-allocator ratios show how much of it the allocator explains.
+
+    ENSO_DATA=../shared/data python scripts/bench_codec.py [--model mean_scale] [--rounds 5] [--large] [--json out.json]
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -58,8 +65,10 @@ def timed(fn, *args):
 
 
 def speed(args) -> dict:
+    """Every measurement of one process (under whichever allocator policy it runs); no printing."""
     from compress.codec import Codec
     from compress.container import parse
+    from shared.allocator import reuse_freed_memory
     from shared.data.images import load_image
     from shared.metrics.image import psnr
     from shared.throughput import count_gmacs, matmul_gmacs
@@ -89,33 +98,73 @@ def speed(args) -> dict:
     med = {k: statistics.median(v) for k, v in rows.items()}
     header = len(data) - sum(len(s) for s in parse(data)[1])
     result = {
-        "image": str(args.image), "threads": args.threads, "level": args.level,
+        "image": str(args.image), "threads": args.threads, "level": args.level, "width": W, "height": H,
         "ours_bpp": len(data) * 8 / (H * W), "compressai_bpp": ref_bits / (H * W),
         "ours_psnr": float(psnr(out[None], img[None])),
         "compressai_psnr": float(psnr(rec["x_hat"].clamp(0, 1)[:, :, :H, :W].mul(255).round().div(255), img[None])),
         **{f"{k}_ms": v for k, v in med.items()},
-        "encode_speedup": med["compressai_encode"] / med["ours_encode"],
-        "decode_speedup": med["compressai_decode"] / med["ours_decode"],
         "file_bytes": len(data), "estimated_bytes_plus_header": est_bits / 8 + header,
     }
     for step in ("encode", "decode"):
         result[f"{step}_gmacs"] = macs[step]
         result[f"{step}_ms_at_ceiling"] = 1e3 * macs[step] / ceiling
-        result[f"{step}_speedup_bound"] = med[f"compressai_{step}"] / result[f"{step}_ms_at_ceiling"]
     result["bf16_matmul_gmac_s"] = ceiling
     result["size_error_percent"] = 100 * (result["file_bytes"] / result["estimated_bytes_plus_header"] - 1)
-    print(f"{W}×{H}, {args.threads} threads, level {args.level}: ours {result['ours_bpp']:.3f} bpp {result['ours_psnr']:.2f} dB, "
-          f"compressai {result['compressai_bpp']:.3f} bpp {result['compressai_psnr']:.2f} dB")
-    print(f"encode: ours {med['ours_encode']:.0f} ms, compressai {med['compressai_encode']:.0f} ms → {result['encode_speedup']:.2f}x")
-    print(f"decode: ours {med['ours_decode']:.0f} ms, compressai {med['compressai_decode']:.0f} ms → {result['decode_speedup']:.2f}x")
-    print(f"ceiling: bf16 2048³ matmul {ceiling:.0f} GMAC/s; encode {macs['encode']:.1f} GMACs → {result['encode_ms_at_ceiling']:.0f} ms at best "
-          f"({result['encode_speedup_bound']:.1f}x compressai), decode {macs['decode']:.1f} GMACs → {result['decode_ms_at_ceiling']:.0f} ms "
-          f"({result['decode_speedup_bound']:.1f}x)")
-    print(f"file {len(data)} bytes vs estimate + header {result['estimated_bytes_plus_header']:.0f} bytes: {result['size_error_percent']:+.2f} %")
+    result["allocator_kept"] = reuse_freed_memory()  # in force since Codec.load unless ENSO_MALLOC=default
     return result
 
 
-def peak_rss_child(args, step: str) -> float:
+POLICIES = ("kept", "default")
+
+
+def policy_env(policy: str) -> dict:
+    """This process's environment with the codec's allocator policy on ("kept") or off ("default")."""
+    env = {k: v for k, v in os.environ.items() if k != "ENSO_MALLOC"}
+    if policy == "default":
+        env["ENSO_MALLOC"] = "default"
+    return env
+
+
+def speed_child(args, policy: str) -> dict:
+    """:func:`speed` in a fresh process under ``policy``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "speed.json"
+        cmd = [sys.executable, __file__, "--child", "--json", str(out), "--model", args.model, "--image", args.image,
+               "--level", str(args.level), "--rounds", str(args.rounds), "--threads", str(args.threads)]
+        subprocess.run(cmd, check=True, env=policy_env(policy))
+        result = json.loads(out.read_text())
+    assert result["allocator_kept"] == (policy == "kept"), result["allocator_kept"]
+    return result
+
+
+def report(runs: dict, args) -> dict:
+    """Print the comparison of the two policies' runs and return it as one flat dict."""
+    kept, default = runs["kept"], runs["default"]
+    W, H = kept["width"], kept["height"]
+    print(f"{W}×{H}, {args.threads} threads, level {args.level}: ours {kept['ours_bpp']:.3f} bpp {kept['ours_psnr']:.2f} dB, "
+          f"compressai {kept['compressai_bpp']:.3f} bpp {kept['compressai_psnr']:.2f} dB")
+    result = {f"{policy}_{k}": v for policy, run in runs.items() for k, v in run.items() if k.endswith("_ms")}
+    for step in ("encode", "decode"):
+        ours, ref = kept[f"ours_{step}_ms"], default[f"compressai_{step}_ms"]
+        result[f"{step}_speedup"] = ref / ours
+        for policy, run in runs.items():
+            result[f"{step}_speedup_same_allocator_{policy}"] = run[f"compressai_{step}_ms"] / run[f"ours_{step}_ms"]
+        print(f"{step}: ours {ours:.0f} ms, compressai {ref:.0f} ms → {ref / ours:.2f}x   (same allocator: freed memory kept "
+              f"{kept[f'ours_{step}_ms']:.0f} vs {kept[f'compressai_{step}_ms']:.0f} ms → {result[f'{step}_speedup_same_allocator_kept']:.2f}x; "
+              f"glibc default {default[f'ours_{step}_ms']:.0f} vs {default[f'compressai_{step}_ms']:.0f} ms → "
+              f"{result[f'{step}_speedup_same_allocator_default']:.2f}x)")
+    ceiling = kept["bf16_matmul_gmac_s"]
+    print(f"ceiling: bf16 2048³ matmul {ceiling:.0f} GMAC/s; encode {kept['encode_gmacs']:.1f} GMACs → "
+          f"{kept['encode_ms_at_ceiling']:.0f} ms at best, decode {kept['decode_gmacs']:.1f} GMACs → {kept['decode_ms_at_ceiling']:.0f} ms")
+    print(f"file {kept['file_bytes']} bytes vs estimate + header {kept['estimated_bytes_plus_header']:.0f} bytes: "
+          f"{kept['size_error_percent']:+.2f} %")
+    shared_keys = ("image", "threads", "level", "ours_bpp", "ours_psnr", "compressai_bpp", "compressai_psnr", "file_bytes",
+                   "estimated_bytes_plus_header", "size_error_percent", "encode_gmacs", "decode_gmacs",
+                   "encode_ms_at_ceiling", "decode_ms_at_ceiling", "bf16_matmul_gmac_s")
+    return {**{k: kept[k] for k in shared_keys}, **result}
+
+
+def peak_rss_child(args, step: str, policy: str) -> float:
     code = f"""
 import resource, sys, torch
 torch.set_num_threads({args.threads})
@@ -130,7 +179,7 @@ else:
     codec.decode(open(sys.argv[1], "rb").read())
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
 """
-    out = subprocess.run([sys.executable, "-c", code, args.tmp], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code, args.tmp], capture_output=True, text=True, check=True, env=policy_env(policy))
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -145,12 +194,22 @@ def main() -> None:
     p.add_argument("--large", action="store_true", help="also measure peak memory on a 4000×3000 image")
     p.add_argument("--tmp", default="/tmp/enso_bench_large.enso")
     p.add_argument("--json")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one process's measurements, to --json
     args = p.parse_args()
-    result = speed(args)
+    if args.child:
+        Path(args.json).write_text(json.dumps(speed(args)))
+        return
+    from shared.allocator import user_tunes_malloc
+
+    if user_tunes_malloc():
+        sys.exit("error: unset ENSO_MALLOC, GLIBC_TUNABLES, MALLOC_*_ and LD_PRELOAD's malloc to compare the allocator policies")
+    result = report({policy: speed_child(args, policy) for policy in POLICIES}, args)
     if args.large:
-        result["large_encode_peak_gib"] = peak_rss_child(args, "encode")
-        result["large_decode_peak_gib"] = peak_rss_child(args, "decode")
-        print(f"4000×3000: peak RSS encode {result['large_encode_peak_gib']:.2f} GiB, decode {result['large_decode_peak_gib']:.2f} GiB")
+        for policy in POLICIES:
+            for step in ("encode", "decode"):
+                result[f"large_{step}_peak_gib_{policy}"] = peak_rss_child(args, step, policy)
+            print(f"4000×3000, {'freed memory kept' if policy == 'kept' else 'glibc default'}: peak RSS encode "
+                  f"{result[f'large_encode_peak_gib_{policy}']:.2f} GiB, decode {result[f'large_decode_peak_gib_{policy}']:.2f} GiB")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
 

@@ -1,4 +1,4 @@
-"""Keep freed memory for reuse: glibc's malloc tuned for training on a CPU.
+"""Keep freed memory for reuse: glibc's malloc tuned for repeated large tensors (training, the codec).
 
 PyTorch's CPU tensors come from ``malloc``. glibc serves large requests with a fresh ``mmap``
 (above a threshold that adapts between 128 KiB and 32 MiB, so always above 32 MiB) and returns
@@ -8,10 +8,11 @@ after step. With ``mmap`` and trimming off, the steps after the first few reuse 
 the codec's training run (256×256 crops, batch 8, bf16, 2 threads) went from 10.5 to 14.1
 images/s, and ``scripts/bench_train.py --allocators`` measures it side by side (README).
 
-The trainer applies this (:class:`shared.trainer.Trainer`), and it stays in force for the rest of
-that process. One-shot commands do not apply it, because glibc then cannot hand large blocks back
-and fragments: encoding a 12-megapixel photo with the shipped codec peaked at 3.0 GiB instead of
-2.0 (measured once, in fresh processes). Users who tune
+The trainer (:class:`shared.trainer.Trainer`) and the codec (:class:`compress.codec.Codec`)
+apply this, and it stays in force for the rest of that process: the codec's transforms allocate
+activation-sized tensors layer after layer, and ``scripts/bench_codec.py`` measures its encode and
+decode under both policies. The price is fragmentation: glibc cannot hand large blocks back, so
+a 12-megapixel encode peaks higher (``bench_codec.py --large`` reports both; README). Users who tune
 malloc themselves keep their settings (``GLIBC_TUNABLES=glibc.malloc.*``, glibc's ``MALLOC_*_``
 variables, or another malloc in ``LD_PRELOAD``); ``ENSO_MALLOC=default`` turns this off.
 Elsewhere (macOS, musl, Windows) it does nothing.

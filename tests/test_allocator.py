@@ -48,3 +48,23 @@ def test_user_malloc_settings_are_respected(monkeypatch, name, value):
     monkeypatch.setattr(allocator, "_applied", None)
     monkeypatch.setenv(name, value)
     assert allocator.reuse_freed_memory() is False
+
+
+CODEC_PROBE = """
+import shared.allocator as allocator
+from compress.codec import Codec
+from shared import registry
+assert allocator._applied is None
+Codec(registry.build("factorized", {"N": 8, "M": 8}))
+print(allocator._applied)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the allocator policy applies to glibc on Linux only")
+@pytest.mark.parametrize("opt_out,expected", [(False, "True"), (True, "False")])
+def test_building_a_codec_keeps_freed_memory_unless_told_not_to(opt_out, expected):
+    env = {k: v for k, v in os.environ.items() if not (k.startswith("MALLOC_") or k in ("ENSO_MALLOC", "GLIBC_TUNABLES", "LD_PRELOAD"))}
+    if opt_out:
+        env["ENSO_MALLOC"] = "default"
+    out = subprocess.run([sys.executable, "-c", CODEC_PROBE], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split()[-1] == expected

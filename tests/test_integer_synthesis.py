@@ -28,6 +28,10 @@ def test_integer_convolutions_equal_the_float64_ones_exactly(b, h, w):
     ref = F.conv_transpose2d(a.double(), wt.double(), stride=2, padding=2, output_padding=1)
     out = int_conv_transpose2d(a, wt, 2, 2, 1)
     assert out.dtype == torch.int32 and torch.equal(out.double(), ref)
+    for k, stride, pad, out_pad in [(4, 2, 1, 0), (3, 1, 1, 0), (5, 3, 0, 2), (3, 2, 0, 1), (2, 2, 0, 0)]:
+        wk = ints(12, 10, k, k, seed=k)
+        ref = F.conv_transpose2d(a.double(), wk.double(), stride=stride, padding=pad, output_padding=out_pad)
+        assert torch.equal(int_conv_transpose2d(a, wk, stride, pad, out_pad).double(), ref), (k, stride, pad, out_pad)
     wc = ints(7, 12, 3, 3, seed=2)
     for stride, pad in [(1, 1), (2, 1), (1, 0)]:
         if h + 2 * pad >= 3 and w + 2 * pad >= 3:

@@ -10,7 +10,7 @@ Each layer's input is quantised to fixed point with one scale per tensor (its pe
 :data:`PEAK`, computed from exact values, so encoder and decoder agree) and split into two int8
 tensors, ``SPLIT·hi + lo``; the weights to int8 with one scale per output channel. A layer is
 then one int8 × int8 → int32 matrix product over both halves (``torch._int_mm``; about 10× faster
-here than the float64 product it replaces), a transposed convolution's taps scattered onto its
+here than the float64 product it replaces), a transposed convolution's taps summed onto its
 output grid by int32 adds, and elementwise float64 rescaling, bias and LeakyReLU (correctly
 rounded, so the same everywhere).
 
@@ -84,14 +84,21 @@ def int_conv_transpose2d(a: torch.Tensor, w: torch.Tensor, stride: int, padding:
     the batch shares one matrix product."""
     C, O, k, _ = w.shape
     B, _, H, W = a.shape
+    s = stride
     cols = a.transpose(0, 1).reshape(C, B * H * W)
     taps = _int_matmul(w.permute(2, 3, 1, 0).reshape(k * k * O, C), cols).view(k, k, O, B, H, W).transpose(2, 3)
-    Ho = (H - 1) * stride - 2 * padding + k + output_padding
-    Wo = (W - 1) * stride - 2 * padding + k + output_padding
-    full = taps.new_zeros(B, O, max((H - 1) * stride + k, padding + Ho), max((W - 1) * stride + k, padding + Wo))
-    for i in range(k):  # scatter each tap's products onto the strided output grid (integer adds: exact)
+    Ho = (H - 1) * s - 2 * padding + k + output_padding
+    Wo = (W - 1) * s - 2 * padding + k + output_padding
+    # Input pixel i's tap t lands on output row s·i + t - padding: on phase t % s of the output
+    # grid, at coarse row i + t // s. Summing each phase on its own coarse grid keeps every add
+    # unit-stride (integer adds: exact in any order); one copy interleaves the phases.
+    Hc = max(H + (k - 1) // s, -(-(padding + Ho) // s))
+    Wc = max(W + (k - 1) // s, -(-(padding + Wo) // s))
+    phases = taps.new_zeros(s, s, B, O, Hc, Wc)
+    for i in range(k):
         for j in range(k):
-            full[:, :, i : i + (H - 1) * stride + 1 : stride, j : j + (W - 1) * stride + 1 : stride].add_(taps[i, j])
+            phases[i % s, j % s, :, :, i // s : i // s + H, j // s : j // s + W].add_(taps[i, j])
+    full = phases.permute(2, 3, 4, 0, 5, 1).reshape(B, O, Hc * s, Wc * s)
     return full[:, :, padding : padding + Ho, padding : padding + Wo]
 
 
