@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from shared.allocator import reuse_freed_memory
 from shared.checkpoint import load_exported
@@ -31,6 +32,7 @@ from shared.precision import cpu_has_native_bf16
 from shared.tiling import tiled
 
 from .container import Header, pack, parse, quality_code
+from .models.base import PhaseConvTranspose2d
 
 STRIDE = 64  # total downsampling of g_a ∘ h_a
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -62,6 +64,8 @@ class Codec:
         if self.fast:
             for net in (self.model.g_a, self.model.g_s):
                 net.to(memory_format=torch.channels_last)
+        # g_s for inference: the same layers, its last (N → 3) transposed convolution run by phases
+        self.synthesis = nn.Sequential(*self.model.g_s[:-1], PhaseConvTranspose2d(self.model.g_s[-1]))
 
     @classmethod
     def load(cls, name_or_path: str | Path = "mean_scale") -> "Codec":
@@ -140,7 +144,7 @@ class Codec:
 
         _, H, W = rgb.shape
         x = F.pad(rgb.unsqueeze(0), (0, -W % STRIDE, 0, -H % STRIDE), mode="replicate")
-        return refine_latent(self.model, x, y, code / 65535.0, steps, lambda v: self._net(self.model.g_s, v), size=(H, W))
+        return refine_latent(self.model, x, y, code / 65535.0, steps, lambda v: self._net(self.synthesis, v), size=(H, W))
 
     def encode_to_bpp(self, img: torch.Tensor, target_bpp: float, iterations: int = 12, refine: int = 0) -> bytes:
         """Bisect the quality so the file (header included) is the largest at or under ``target_bpp``;
@@ -191,7 +195,7 @@ class Codec:
         with torch.autocast("cpu", enabled=False):
             y_hat = self.model.decompress_latent(sections[: self.model.sections], (hp // 16, wp // 16))
         _, inv_gain = self._gains(header.quality_code)
-        x = tiled(lambda t: self._net(self.model.g_s, t), y_hat * inv_gain, self.tile // 16, 8, scale=16)
+        x = tiled(lambda t: self._net(self.synthesis, t), y_hat * inv_gain, self.tile // 16, 8, scale=16)
         rgb = x[0, :, :H, :W].clamp(0, 1).mul(255).round().div(255)
         if header.mode == "L":
             return rgb.mean(0, keepdim=True).mul(255).round().div(255)

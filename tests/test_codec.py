@@ -239,6 +239,37 @@ def test_in_place_gdn_matches_compressai(inverse):
     assert torch.equal(g, x.grad)
 
 
+@pytest.mark.parametrize("k,stride,pad,out_pad", [(5, 2, 2, 1), (4, 2, 1, 0), (3, 1, 1, 0), (7, 3, 2, 0), (2, 2, 0, 0)])
+def test_phase_convolution_equals_the_transposed_one(k, stride, pad, out_pad):
+    from compress.models.base import PhaseConvTranspose2d
+
+    torch.manual_seed(0)
+    deconv = torch.nn.ConvTranspose2d(6, 3, k, stride, pad, out_pad)
+    x = torch.randn(2, 6, 5, 7, requires_grad=True)
+    ref, out = deconv(x), PhaseConvTranspose2d(deconv)(x)
+    assert out.shape == ref.shape == (2, 3, 5 * stride, 7 * stride)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)
+    (gx,) = torch.autograd.grad(out.square().sum(), x)  # --refine differentiates through it
+    torch.testing.assert_close(gx, torch.autograd.grad(ref.square().sum(), x)[0], rtol=1e-5, atol=1e-5)
+    with torch.no_grad():  # it follows the wrapped layer's weights
+        deconv.weight.mul_(2)
+    torch.testing.assert_close(PhaseConvTranspose2d(deconv)(x), deconv(x), rtol=0, atol=2e-5)
+
+
+def test_phase_convolution_refuses_other_geometries():
+    from compress.models.base import PhaseConvTranspose2d
+
+    for layer in (torch.nn.ConvTranspose2d(4, 3, 5, 2, 2), torch.nn.ConvTranspose2d(4, 3, 3, 2, 1, 1), torch.nn.ConvTranspose2d(4, 4, 4, 2, 1, groups=2)):
+        with pytest.raises(ValueError, match="PhaseConvTranspose2d needs"):
+            PhaseConvTranspose2d(layer)
+
+
+def test_codec_synthesis_is_g_s(ms_codec):
+    y = torch.randn(1, 48, 4, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(ms_codec.synthesis(y), ms_codec.model.g_s(y), rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("with_means", [True, False])
 def test_gaussian_decoding_equals_compressai(with_means):
     from compressai.entropy_models import GaussianConditional

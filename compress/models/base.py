@@ -73,6 +73,43 @@ class InPlaceGDN(GDN):
         return norm.mul_(x) if norm.dtype == x.dtype else x * norm  # (autocast: x may be fp32, norm bf16)
 
 
+class PhaseConvTranspose2d(nn.Module):
+    """A ``ConvTranspose2d`` of stride s computed as one ordinary convolution with s² output
+    channels per output channel (one per phase of the output grid), interleaved by
+    ``pixel_shuffle``: the same products summed in another order. oneDNN runs transposed
+    convolutions with few output channels slowly; g_s's last layer (N → 3) takes about half the
+    time this way. It shares the wrapped layer's parameters (the phase kernels are rebuilt on each
+    call, so they follow the weights). (B, C_in, H, W) → (B, C_out, s·H, s·W): supported when the
+    layer's output is exactly s times its input, ``kernel + output_padding - 2·padding == stride``.
+    """
+
+    def __init__(self, deconv: nn.ConvTranspose2d):
+        super().__init__()
+        (s, s2), (k, k2), (p, p2), (op, op2) = deconv.stride, deconv.kernel_size, deconv.padding, deconv.output_padding
+        lo, hi = -((k - 1 - p) // s), (s - 1 + p) // s  # input offsets i - u that reach output phase row u
+        if (s, k, p, op) != (s2, k2, p2, op2) or deconv.groups != 1 or deconv.dilation != (1, 1) or k + op - 2 * p != s or lo != -hi:
+            raise ValueError(f"PhaseConvTranspose2d needs a square, ungrouped, undilated layer with output = stride × input and a centred window, not {deconv}")
+        self.deconv, self.stride, self.pad = deconv, s, hi
+        # output row s·u + r takes input row u + d through tap t = r + p - s·d (when 0 <= t < k)
+        t = torch.arange(s)[:, None] + p - s * torch.arange(lo, hi + 1)[None, :]
+        self.register_buffer("taps", t.clamp(0, k - 1), persistent=False)
+        self.register_buffer("valid", (t >= 0) & (t < k), persistent=False)
+
+    def phase_weight(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(C_out·s², C_in, K, K) kernels, channel c·s² + r_h·s + r_w for output phase (r_h, r_w), and the bias."""
+        w, s, t, v = self.deconv.weight, self.stride, self.taps, self.valid
+        K = t.shape[1]
+        g = w[:, :, t[:, None, :, None], t[None, :, None, :]]  # (C_in, C_out, s, s, K, K)
+        g = g * (v[:, None, :, None] & v[None, :, None, :]).to(w.dtype)
+        weight = g.permute(1, 2, 3, 0, 4, 5).reshape(w.shape[1] * s * s, w.shape[0], K, K)
+        bias = self.deconv.bias.repeat_interleave(s * s) if self.deconv.bias is not None else None
+        return weight, bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight, bias = self.phase_weight()
+        return F.pixel_shuffle(F.conv2d(x, weight, bias, padding=self.pad), self.stride)
+
+
 def analysis(N: int, M: int) -> nn.Sequential:
     """g_a: (B, 3, H, W) → (B, M, H/16, W/16)."""
     return nn.Sequential(conv(3, N), InPlaceGDN(N), conv(N, N), InPlaceGDN(N), conv(N, N), InPlaceGDN(N), conv(N, M))
