@@ -27,8 +27,12 @@ print(*[step_faults() for _ in range(6)])
 """
 
 
+def _env_without_malloc_settings() -> dict:
+    return {k: v for k, v in os.environ.items() if not (k.startswith("MALLOC_") or k in ("ENSO_MALLOC", "GLIBC_TUNABLES", "LD_PRELOAD"))}
+
+
 def _steady_faults(mode: str) -> int:
-    env = {k: v for k, v in os.environ.items() if not (k.startswith("MALLOC_") or k in ("ENSO_MALLOC", "GLIBC_TUNABLES", "LD_PRELOAD"))}
+    env = _env_without_malloc_settings()
     out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True, env=env)
     return sum(int(n) for n in out.stdout.split()[-3:])
 
@@ -63,7 +67,7 @@ print(allocator._applied)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the allocator policy applies to glibc on Linux only")
 @pytest.mark.parametrize("opt_out,expected", [(False, "True"), (True, "False")])
 def test_building_a_codec_keeps_freed_memory_unless_told_not_to(opt_out, expected):
-    env = {k: v for k, v in os.environ.items() if not (k.startswith("MALLOC_") or k in ("ENSO_MALLOC", "GLIBC_TUNABLES", "LD_PRELOAD"))}
+    env = _env_without_malloc_settings()
     if opt_out:
         env["ENSO_MALLOC"] = "default"
     out = subprocess.run([sys.executable, "-c", CODEC_PROBE], capture_output=True, text=True, check=True, env=env)
