@@ -10,8 +10,11 @@
   :mod:`compress.models.hyperprior`), so a file decodes identically under any thread count and in
   any process. The large transforms run bf16 + channels_last where the CPU has native bf16
   (thread-count invariant in oneDNN's channels_last kernels, which the tests check);
-* speed: building a :class:`Codec` keeps freed memory in the process (:mod:`shared.allocator`),
-  so the transforms' large activations reuse pages instead of being faulted in anew.
+* speed: building a :class:`Codec` keeps freed memory in the process for the rest of its life
+  (:mod:`shared.allocator`; process-wide, ``ENSO_MALLOC=default`` opts out), so the transforms'
+  large activations reuse pages instead of being faulted in anew; the price is a higher peak on
+  very large images (``scripts/bench_codec.py --large`` measures both); g_s's last layer runs as
+  a phase convolution (:class:`~compress.models.base.PhaseConvTranspose2d`).
 
 Images are float tensors (C, H, W) in [0, 1], C ∈ {1, 3, 4}.
 """

@@ -9,15 +9,16 @@
 * size: the file's bytes against the model's estimated bits (−Σ log2 likelihoods) plus the header;
 * ceiling: the multiply–accumulates of an encode and a decode (torch's FlopCounterMode) over this
   machine's bf16 matrix-product rate on the same threads (``shared.throughput``): the
-  time the transforms would take at best, so CompressAI's time over it bounds any speed-up;
+  time the transforms would take at best;
 * memory (``--large``): peak resident memory of encoding and decoding a 4000×3000 photo, each in a
   fresh process.
 
-Each measurement runs twice, in fresh processes: with the allocator policy the codec applies
-(``shared.allocator``: freed memory kept for reuse) and with glibc's default (``ENSO_MALLOC=default``).
-CompressAI runs in the same processes, so it is timed under both policies too: the headline ratio
-is each library as it ships (ours with its policy, CompressAI with glibc's default), and the
-same-allocator ratios show how much of it the allocator explains.
+Speed runs in fresh processes under each allocator policy, the order alternating: the one the
+codec applies (``shared.allocator``: freed memory kept for reuse) and glibc's default
+(``ENSO_MALLOC=default``). CompressAI runs in the same processes, so it is timed under both
+policies too: the headline ratio is each library as it ships (ours with its policy, CompressAI
+with glibc's default), and the same-allocator ratios show how much of it the allocator explains.
+Memory (``--large``) is measured under both policies.
 
     ENSO_DATA=../shared/data python scripts/bench_codec.py [--model mean_scale] [--rounds 5] [--large] [--json out.json]
 """
@@ -34,6 +35,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from shared.allocator import policy_env, reuse_freed_memory, user_tunes_malloc
 
 
 def compressai_twin(codec, level: int):
@@ -68,7 +71,6 @@ def speed(args) -> dict:
     """Every measurement of one process (under whichever allocator policy it runs); no printing."""
     from compress.codec import Codec
     from compress.container import parse
-    from shared.allocator import reuse_freed_memory
     from shared.data.images import load_image
     from shared.metrics.image import psnr
     from shared.throughput import count_gmacs, matmul_gmacs
@@ -95,14 +97,13 @@ def speed(args) -> dict:
         est_bits = float(sum((-torch.log2(l)).sum() for l in est["likelihoods"].values()))
         macs = {"encode": count_gmacs(codec.encode, img, q), "decode": count_gmacs(codec.decode, data)}
     ceiling = matmul_gmacs(torch.bfloat16)
-    med = {k: statistics.median(v) for k, v in rows.items()}
     header = len(data) - sum(len(s) for s in parse(data)[1])
     result = {
         "image": str(args.image), "threads": args.threads, "level": args.level, "width": W, "height": H,
         "ours_bpp": len(data) * 8 / (H * W), "compressai_bpp": ref_bits / (H * W),
         "ours_psnr": float(psnr(out[None], img[None])),
         "compressai_psnr": float(psnr(rec["x_hat"].clamp(0, 1)[:, :, :H, :W].mul(255).round().div(255), img[None])),
-        **{f"{k}_ms": v for k, v in med.items()},
+        "rounds_ms": rows,
         "file_bytes": len(data), "estimated_bytes_plus_header": est_bits / 8 + header,
     }
     for step in ("encode", "decode"):
@@ -115,58 +116,60 @@ def speed(args) -> dict:
 
 
 POLICIES = ("kept", "default")
+LABELS = {"kept": "freed memory kept", "default": "glibc default"}
 
 
-def policy_env(policy: str) -> dict:
-    """This process's environment with the codec's allocator policy on ("kept") or off ("default")."""
-    env = {k: v for k, v in os.environ.items() if k != "ENSO_MALLOC"}
-    if policy == "default":
-        env["ENSO_MALLOC"] = "default"
-    return env
-
-
-def speed_child(args, policy: str) -> dict:
-    """:func:`speed` in a fresh process under ``policy``."""
+def speed_children(args) -> dict[str, list[dict]]:
+    """:func:`speed` in ``args.processes`` fresh processes per allocator policy, the order
+    alternating (kept, default, default, kept, ...), so drift in the machine's load hits both."""
+    runs: dict[str, list[dict]] = {policy: [] for policy in POLICIES}
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "speed.json"
-        cmd = [sys.executable, __file__, "--child", "--json", str(out), "--model", args.model, "--image", args.image,
-               "--level", str(args.level), "--rounds", str(args.rounds), "--threads", str(args.threads)]
-        subprocess.run(cmd, check=True, env=policy_env(policy))
-        result = json.loads(out.read_text())
-    assert result["allocator_kept"] == (policy == "kept"), result["allocator_kept"]
-    return result
+        for i in range(args.processes):
+            for policy in (POLICIES if i % 2 == 0 else POLICIES[::-1]):
+                out = Path(tmp) / f"{policy}{i}.json"
+                cmd = [sys.executable, __file__, "--child", "--json", str(out), "--model", args.model, "--image", args.image,
+                       "--level", str(args.level), "--rounds", str(args.rounds), "--threads", str(args.threads)]
+                subprocess.run(cmd, check=True, env=policy_env(policy))
+                result = json.loads(out.read_text())
+                if result["allocator_kept"] != (policy == "kept"):
+                    sys.exit(f"error: the {policy!r} process did not run under that allocator policy (not glibc?)")
+                runs[policy].append(result)
+    return runs
 
 
-def report(runs: dict, args) -> dict:
-    """Print the comparison of the two policies' runs and return it as one flat dict."""
-    kept, default = runs["kept"], runs["default"]
-    W, H = kept["width"], kept["height"]
-    print(f"{W}×{H}, {args.threads} threads, level {args.level}: ours {kept['ours_bpp']:.3f} bpp {kept['ours_psnr']:.2f} dB, "
-          f"compressai {kept['compressai_bpp']:.3f} bpp {kept['compressai_psnr']:.2f} dB")
-    result = {f"{policy}_{k}": v for policy, run in runs.items() for k, v in run.items() if k.endswith("_ms")}
+def report(runs: dict[str, list[dict]], args) -> dict:
+    """Print the comparison (medians over every timed round of a policy's processes) and return it
+    as one flat dict."""
+    first = runs["kept"][0]
+    if any(r["file_bytes"] != first["file_bytes"] or r["ours_psnr"] != first["ours_psnr"] for rs in runs.values() for r in rs):
+        sys.exit("error: the processes wrote files of different sizes or decoded different images: encoding is not deterministic")
+    ms = {f"{policy}_{k}": statistics.median(t for r in rs for t in r["rounds_ms"][k]) for policy, rs in runs.items() for k in first["rounds_ms"]}
+    print(f"{first['width']}×{first['height']}, {args.threads} threads, level {args.level}: ours {first['ours_bpp']:.3f} bpp "
+          f"{first['ours_psnr']:.2f} dB, compressai {first['compressai_bpp']:.3f} bpp {first['compressai_psnr']:.2f} dB "
+          f"({args.processes} processes per allocator policy, {args.rounds} timed rounds each)")
+    result = {f"{k}_ms": v for k, v in ms.items()}
     for step in ("encode", "decode"):
-        ours, ref = kept[f"ours_{step}_ms"], default[f"compressai_{step}_ms"]
-        result[f"{step}_speedup"] = ref / ours
-        for policy, run in runs.items():
-            result[f"{step}_speedup_same_allocator_{policy}"] = run[f"compressai_{step}_ms"] / run[f"ours_{step}_ms"]
-        print(f"{step}: ours {ours:.0f} ms, compressai {ref:.0f} ms → {ref / ours:.2f}x   (same allocator: freed memory kept "
-              f"{kept[f'ours_{step}_ms']:.0f} vs {kept[f'compressai_{step}_ms']:.0f} ms → {result[f'{step}_speedup_same_allocator_kept']:.2f}x; "
-              f"glibc default {default[f'ours_{step}_ms']:.0f} vs {default[f'compressai_{step}_ms']:.0f} ms → "
-              f"{result[f'{step}_speedup_same_allocator_default']:.2f}x)")
-    ceiling = kept["bf16_matmul_gmac_s"]
-    print(f"ceiling: bf16 2048³ matmul {ceiling:.0f} GMAC/s; encode {kept['encode_gmacs']:.1f} GMACs → "
-          f"{kept['encode_ms_at_ceiling']:.0f} ms at best, decode {kept['decode_gmacs']:.1f} GMACs → {kept['decode_ms_at_ceiling']:.0f} ms")
-    print(f"file {kept['file_bytes']} bytes vs estimate + header {kept['estimated_bytes_plus_header']:.0f} bytes: "
-          f"{kept['size_error_percent']:+.2f} %")
-    shared_keys = ("image", "threads", "level", "ours_bpp", "ours_psnr", "compressai_bpp", "compressai_psnr", "file_bytes",
-                   "estimated_bytes_plus_header", "size_error_percent", "encode_gmacs", "decode_gmacs",
-                   "encode_ms_at_ceiling", "decode_ms_at_ceiling", "bf16_matmul_gmac_s")
-    return {**{k: kept[k] for k in shared_keys}, **result}
+        ours, ref = ms[f"kept_ours_{step}"], ms[f"default_compressai_{step}"]
+        result[f"{step}_speedup_as_shipped"] = ref / ours
+        same = {policy: ms[f"{policy}_compressai_{step}"] / ms[f"{policy}_ours_{step}"] for policy in POLICIES}
+        result.update({f"{step}_speedup_same_allocator_{policy}": v for policy, v in same.items()})
+        print(f"{step}: ours ({LABELS['kept']}) {ours:.0f} ms, compressai ({LABELS['default']}) {ref:.0f} ms → {ref / ours:.2f}x; "
+              + "; ".join(f"both {LABELS[policy]}: {ms[f'{policy}_ours_{step}']:.0f} vs {ms[f'{policy}_compressai_{step}']:.0f} ms → "
+                          f"{same[policy]:.2f}x" for policy in POLICIES))
+    ceiling = first["bf16_matmul_gmac_s"]
+    print(f"ceiling: bf16 2048³ matmul {ceiling:.0f} GMAC/s; encode {first['encode_gmacs']:.1f} GMACs → "
+          f"{first['encode_ms_at_ceiling']:.0f} ms at best, decode {first['decode_gmacs']:.1f} GMACs → {first['decode_ms_at_ceiling']:.0f} ms")
+    print(f"file {first['file_bytes']} bytes vs estimate + header {first['estimated_bytes_plus_header']:.0f} bytes: "
+          f"{first['size_error_percent']:+.2f} %")
+    return {**{k: v for k, v in first.items() if k not in ("rounds_ms", "allocator_kept")}, **result}
 
 
-def peak_rss_child(args, step: str, policy: str) -> float:
+def peak_rss_child(args, step: str, policy: str, path: Path) -> float:
+    """Peak resident memory (GiB) of a fresh process under ``policy`` that encodes a 4000×3000
+    upscale of the image to ``path`` or decodes ``path``."""
     code = f"""
 import resource, sys, torch
+from shared.allocator import reuse_freed_memory
 torch.set_num_threads({args.threads})
 from compress.codec import Codec
 from shared.data.images import load_image
@@ -177,10 +180,13 @@ if {step!r} == "encode":
     open(sys.argv[1], "wb").write(codec.encode(img, 0.5))
 else:
     codec.decode(open(sys.argv[1], "rb").read())
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+print(reuse_freed_memory(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
 """
-    out = subprocess.run([sys.executable, "-c", code, args.tmp], capture_output=True, text=True, check=True, env=policy_env(policy))
-    return float(out.stdout.strip().splitlines()[-1])
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True, env=policy_env(policy))
+    kept, gib = out.stdout.split()[-2:]
+    if kept != str(policy == "kept"):
+        sys.exit(f"error: the {policy!r} process did not run under that allocator policy (not glibc?)")
+    return float(gib)
 
 
 def main() -> None:
@@ -189,27 +195,26 @@ def main() -> None:
     data = Path(os.environ.get("ENSO_DATA", "")) / "kodak" / "kodim23.png"
     p.add_argument("--image", default=str(data))
     p.add_argument("--level", type=int, default=2, help="trained rate level for the comparison")
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=5, help="timed rounds per process (after one warm-up)")
+    p.add_argument("--processes", type=int, default=2, help="fresh processes per allocator policy")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--large", action="store_true", help="also measure peak memory on a 4000×3000 image")
-    p.add_argument("--tmp", default="/tmp/enso_bench_large.enso")
     p.add_argument("--json")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one process's measurements, to --json
     args = p.parse_args()
     if args.child:
         Path(args.json).write_text(json.dumps(speed(args)))
         return
-    from shared.allocator import user_tunes_malloc
-
     if user_tunes_malloc():
         sys.exit("error: unset ENSO_MALLOC, GLIBC_TUNABLES, MALLOC_*_ and LD_PRELOAD's malloc to compare the allocator policies")
-    result = report({policy: speed_child(args, policy) for policy in POLICIES}, args)
+    result = report(speed_children(args), args)
     if args.large:
-        for policy in POLICIES:
-            for step in ("encode", "decode"):
-                result[f"large_{step}_peak_gib_{policy}"] = peak_rss_child(args, step, policy)
-            print(f"4000×3000, {'freed memory kept' if policy == 'kept' else 'glibc default'}: peak RSS encode "
-                  f"{result[f'large_encode_peak_gib_{policy}']:.2f} GiB, decode {result[f'large_decode_peak_gib_{policy}']:.2f} GiB")
+        with tempfile.TemporaryDirectory() as tmp:
+            for policy in POLICIES:
+                for step in ("encode", "decode"):
+                    result[f"large_{step}_peak_gib_{policy}"] = peak_rss_child(args, step, policy, Path(tmp) / "large.enso")
+                print(f"4000×3000, {LABELS[policy]}: peak RSS encode {result[f'large_encode_peak_gib_{policy}']:.2f} GiB, "
+                      f"decode {result[f'large_decode_peak_gib_{policy}']:.2f} GiB")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
 

@@ -58,3 +58,15 @@ def reuse_freed_memory() -> bool:
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     _applied = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
     return _applied
+
+
+def policy_env(policy: str) -> dict[str, str]:
+    """A copy of ``os.environ`` for a child process that runs under one policy: ``"kept"`` (this
+    module's, unless the user tunes malloc) or ``"default"`` (glibc's, via ``ENSO_MALLOC=default``);
+    for benchmarks that compare the two."""
+    if policy not in ("kept", "default"):
+        raise ValueError(f"policy must be 'kept' or 'default', not {policy!r}")
+    env = {k: v for k, v in os.environ.items() if k != "ENSO_MALLOC"}
+    if policy == "default":
+        env["ENSO_MALLOC"] = "default"
+    return env

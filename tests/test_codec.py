@@ -55,6 +55,22 @@ def test_round_trip_any_size_and_mode(codec, c, h, w):
         assert torch.equal(y[3], (x[3] * 255).round() / 255)
 
 
+def test_shipped_codec_is_deterministic_across_thread_counts():
+    """The shipped weights (N = 128 channels: other oneDNN kernels than the small test codecs')."""
+    shipped = Codec.load("mean_scale")
+    x = image(3, 200, 136, seed=5)
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 4):
+            torch.set_num_threads(n)
+            data = shipped.encode(x, 0.7)
+            results.append((data, shipped.decode(data)))
+    finally:
+        torch.set_num_threads(threads)
+    assert all(d == results[0][0] and torch.equal(out, results[0][1]) for d, out in results[1:])
+
+
 def test_decoding_is_deterministic_across_thread_counts(codec):
     x = image(3, 96, 160)
     threads = torch.get_num_threads()
@@ -239,12 +255,14 @@ def test_in_place_gdn_matches_compressai(inverse):
     assert torch.equal(g, x.grad)
 
 
-@pytest.mark.parametrize("k,stride,pad,out_pad", [(5, 2, 2, 1), (4, 2, 1, 0), (3, 1, 1, 0), (7, 3, 2, 0), (2, 2, 0, 0)])
-def test_phase_convolution_equals_the_transposed_one(k, stride, pad, out_pad):
+@pytest.mark.parametrize(
+    "k,stride,pad,out_pad,bias", [(5, 2, 2, 1, True), (4, 2, 1, 0, True), (3, 1, 1, 0, False), (7, 3, 2, 0, True), (2, 2, 0, 0, True), (3, 2, 1, 1, False)]
+)
+def test_phase_convolution_equals_the_transposed_one(k, stride, pad, out_pad, bias):
     from compress.models.base import PhaseConvTranspose2d
 
     torch.manual_seed(0)
-    deconv = torch.nn.ConvTranspose2d(6, 3, k, stride, pad, out_pad)
+    deconv = torch.nn.ConvTranspose2d(6, 3, k, stride, pad, out_pad, bias=bias)
     x = torch.randn(2, 6, 5, 7, requires_grad=True)
     ref, out = deconv(x), PhaseConvTranspose2d(deconv)(x)
     assert out.shape == ref.shape == (2, 3, 5 * stride, 7 * stride)
@@ -259,15 +277,25 @@ def test_phase_convolution_equals_the_transposed_one(k, stride, pad, out_pad):
 def test_phase_convolution_refuses_other_geometries():
     from compress.models.base import PhaseConvTranspose2d
 
-    for layer in (torch.nn.ConvTranspose2d(4, 3, 5, 2, 2), torch.nn.ConvTranspose2d(4, 3, 3, 2, 1, 1), torch.nn.ConvTranspose2d(4, 4, 4, 2, 1, groups=2)):
+    refused = (
+        torch.nn.ConvTranspose2d(4, 3, 5, 2, 2),  # output 2H - 1
+        torch.nn.ConvTranspose2d(4, 4, 4, 2, 1, groups=2),
+        torch.nn.ConvTranspose2d(4, 3, 3, 2, 2, 1, dilation=2),
+        torch.nn.ConvTranspose2d(4, 3, (5, 3), 2, (2, 1), 1),
+        torch.nn.Conv2d(4, 3, 3),
+    )
+    for layer in refused:
         with pytest.raises(ValueError, match="PhaseConvTranspose2d needs"):
             PhaseConvTranspose2d(layer)
 
 
 def test_codec_synthesis_is_g_s(ms_codec):
-    y = torch.randn(1, 48, 4, 6)
+    y = 3 * torch.randn(1, 48, 4, 6)
     with torch.no_grad():
         torch.testing.assert_close(ms_codec.synthesis(y), ms_codec.model.g_s(y), rtol=0, atol=1e-5)
+        # and on the decoder's own path (bf16 + channels_last where the CPU has native bf16): within bf16's rounding
+        fast, ref = ms_codec._net(ms_codec.synthesis, y), ms_codec._net(ms_codec.model.g_s, y)
+        assert fast.shape == ref.shape and (fast - ref).abs().max() <= 0.02 * ref.abs().max()
 
 
 @pytest.mark.parametrize("with_means", [True, False])

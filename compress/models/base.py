@@ -76,20 +76,25 @@ class InPlaceGDN(GDN):
 class PhaseConvTranspose2d(nn.Module):
     """A ``ConvTranspose2d`` of stride s computed as one ordinary convolution with s² output
     channels per output channel (one per phase of the output grid), interleaved by
-    ``pixel_shuffle``: the same products summed in another order. oneDNN runs transposed
-    convolutions with few output channels slowly; g_s's last layer (N → 3) takes about half the
-    time this way. It shares the wrapped layer's parameters (the phase kernels are rebuilt on each
-    call, so they follow the weights). (B, C_in, H, W) → (B, C_out, s·H, s·W): supported when the
-    layer's output is exactly s times its input, ``kernel + output_padding - 2·padding == stride``.
+    ``pixel_shuffle``: the same products summed in another order, and dense kernels, which oneDNN
+    runs much faster than a transposed convolution when there are few output channels (g_s's last
+    layer, N → 3; ``scripts/bench_codec.py`` times the decoder that uses it). It shares the wrapped
+    layer's parameters (the phase kernels are rebuilt on each call, so they follow the weights).
+
+    (B, C_in, H, W) → (B, C_out, s·H, s·W). Supported: square, ungrouped, undilated layers whose
+    output is exactly s times the input, ``kernel + output_padding - 2·padding == stride``
+    (CompressAI's and ensō's upsampling layers: 5, 2, 2, 1).
     """
 
     def __init__(self, deconv: nn.ConvTranspose2d):
         super().__init__()
+        if not isinstance(deconv, nn.ConvTranspose2d):
+            raise ValueError(f"PhaseConvTranspose2d needs an nn.ConvTranspose2d, not {type(deconv).__name__}")
         (s, s2), (k, k2), (p, p2), (op, op2) = deconv.stride, deconv.kernel_size, deconv.padding, deconv.output_padding
-        lo, hi = -((k - 1 - p) // s), (s - 1 + p) // s  # input offsets i - u that reach output phase row u
-        if (s, k, p, op) != (s2, k2, p2, op2) or deconv.groups != 1 or deconv.dilation != (1, 1) or k + op - 2 * p != s or lo != -hi:
-            raise ValueError(f"PhaseConvTranspose2d needs a square, ungrouped, undilated layer with output = stride × input and a centred window, not {deconv}")
-        self.deconv, self.stride, self.pad = deconv, s, hi
+        if (s, k, p, op) != (s2, k2, p2, op2) or deconv.groups != 1 or deconv.dilation != (1, 1) or k + op - 2 * p != s:
+            raise ValueError(f"PhaseConvTranspose2d needs a square, ungrouped, undilated layer with output = stride × input, not {deconv}")
+        lo, hi = -((k - 1 - p) // s), (s - 1 + p) // s  # offsets i - u of the input rows that reach output rows s·u + r
+        self.deconv, self.stride, self.window = deconv, s, (lo, hi)
         # output row s·u + r takes input row u + d through tap t = r + p - s·d (when 0 <= t < k)
         t = torch.arange(s)[:, None] + p - s * torch.arange(lo, hi + 1)[None, :]
         self.register_buffer("taps", t.clamp(0, k - 1), persistent=False)
@@ -107,7 +112,12 @@ class PhaseConvTranspose2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight, bias = self.phase_weight()
-        return F.pixel_shuffle(F.conv2d(x, weight, bias, padding=self.pad), self.stride)
+        lo, hi = self.window
+        if -lo == hi:
+            y = F.conv2d(x, weight, bias, padding=hi)
+        else:  # a window off centre: pad each side by its own amount
+            y = F.conv2d(F.pad(x, (-lo, hi, -lo, hi)), weight, bias)
+        return F.pixel_shuffle(y, self.stride)
 
 
 def analysis(N: int, M: int) -> nn.Sequential:
