@@ -16,7 +16,10 @@
 # In a fifth, resumed at 50,000 with --steps 58500 (1.1e-4), at 50,700 with --steps 60000 and at
 # 52,600 with --steps 61500 (1.1e-4 linearly to 0 at 61,500), each lengthening as the trainer got
 # faster (freed memory kept for reuse: 10.5 → 14.1 images/s); two threads, 256×256 crops,
-# 1 h 54 min for these 11,500 steps (8 h 11 min in all). The shipped weights are step 61,500.
+# 1 h 54 min for these 11,500 steps (8 h 11 min in all). In the fifth's last half hour and a sixth,
+# resumed at 61,500 with --steps 75000 (1.4e-4) and at 64,900 with --steps 77500 (1.25e-4 linearly
+# to 0 at 77,500); two threads, 256×256 crops, 2 h 36 min for these 16,000 steps (10 h 47 min in
+# all). The shipped weights are step 77,500.
 # Resumable: run it again with --resume to continue a killed run.
 #   ENSO_DATA=../shared/data scripts/train_codec.sh RUN_DIR [--resume] [more compress train flags]
 set -euo pipefail
