@@ -67,20 +67,23 @@ def timed(fn, *args):
     return out, 1e3 * (time.perf_counter() - t0)
 
 
-def speed(args) -> dict:
-    """Every measurement of one process (under whichever allocator policy it runs); no printing."""
+def prepare(args):
+    """(codec, quality, image) as every measurement here uses them, on ``args.threads`` threads."""
     from compress.codec import Codec
-    from compress.container import parse
     from shared.data.images import load_image
-    from shared.metrics.image import psnr
-    from shared.throughput import count_gmacs, matmul_gmacs
 
     torch.set_num_threads(args.threads)
     codec = Codec.load(args.model)
-    L = codec.model.log_gain.shape[0]
-    q = args.level / (L - 1)
+    return codec, args.level / (codec.model.log_gain.shape[0] - 1), load_image(args.image)
+
+
+def speed(args) -> dict:
+    """The timed rounds of one process (under whichever allocator policy it runs), with what it
+    wrote and decoded; no printing."""
+    from shared.metrics.image import psnr
+
+    codec, q, img = prepare(args)
     ref = compressai_twin(codec, args.level)
-    img = load_image(args.image)
     H, W = img.shape[1:]
     rows = {"ours_encode": [], "ours_decode": [], "compressai_encode": [], "compressai_decode": []}
     with torch.no_grad():
@@ -92,26 +95,36 @@ def speed(args) -> dict:
             if r:  # round 0 warms up
                 for k, ms in zip(rows, (te, td, tre, trd)):
                     rows[k].append(ms)
-        ref_bits = sum(len(s[0]) for s in enc["strings"]) * 8
+    return {
+        "width": W, "height": H, "rounds_ms": rows, "file_bytes": len(data),
+        "ours_bpp": len(data) * 8 / (H * W), "compressai_bpp": sum(len(s[0]) for s in enc["strings"]) * 8 / (H * W),
+        "ours_psnr": float(psnr(out[None], img[None])),
+        "compressai_psnr": float(psnr(rec["x_hat"].clamp(0, 1)[:, :, :H, :W].mul(255).round().div(255), img[None])),
+        "allocator_kept": reuse_freed_memory(),  # in force since Codec.load unless ENSO_MALLOC=default
+    }
+
+
+def accounting(args) -> dict:
+    """Measured once, in this process: the file's size against the model's estimate, the MACs of an
+    encode and a decode, and the bf16 ceiling they imply."""
+    from compress.container import parse
+    from shared.throughput import count_gmacs, matmul_gmacs
+
+    codec, q, img = prepare(args)
+    H, W = img.shape[1:]
+    with torch.no_grad():
+        data = codec.encode(img, q)
         est = codec.model(torch.nn.functional.pad(img[None], (0, -W % 64, 0, -H % 64), mode="replicate"), torch.tensor([q]))
         est_bits = float(sum((-torch.log2(l)).sum() for l in est["likelihoods"].values()))
         macs = {"encode": count_gmacs(codec.encode, img, q), "decode": count_gmacs(codec.decode, data)}
     ceiling = matmul_gmacs(torch.bfloat16)
     header = len(data) - sum(len(s) for s in parse(data)[1])
-    result = {
-        "image": str(args.image), "threads": args.threads, "level": args.level, "width": W, "height": H,
-        "ours_bpp": len(data) * 8 / (H * W), "compressai_bpp": ref_bits / (H * W),
-        "ours_psnr": float(psnr(out[None], img[None])),
-        "compressai_psnr": float(psnr(rec["x_hat"].clamp(0, 1)[:, :, :H, :W].mul(255).round().div(255), img[None])),
-        "rounds_ms": rows,
-        "file_bytes": len(data), "estimated_bytes_plus_header": est_bits / 8 + header,
-    }
+    result = {"image": str(args.image), "threads": args.threads, "level": args.level, "file_bytes": len(data),
+              "estimated_bytes_plus_header": est_bits / 8 + header, "bf16_matmul_gmac_s": ceiling}
+    result["size_error_percent"] = 100 * (len(data) / result["estimated_bytes_plus_header"] - 1)
     for step in ("encode", "decode"):
         result[f"{step}_gmacs"] = macs[step]
         result[f"{step}_ms_at_ceiling"] = 1e3 * macs[step] / ceiling
-    result["bf16_matmul_gmac_s"] = ceiling
-    result["size_error_percent"] = 100 * (result["file_bytes"] / result["estimated_bytes_plus_header"] - 1)
-    result["allocator_kept"] = reuse_freed_memory()  # in force since Codec.load unless ENSO_MALLOC=default
     return result
 
 
@@ -137,11 +150,11 @@ def speed_children(args) -> dict[str, list[dict]]:
     return runs
 
 
-def report(runs: dict[str, list[dict]], args) -> dict:
-    """Print the comparison (medians over every timed round of a policy's processes) and return it
-    as one flat dict."""
+def report(runs: dict[str, list[dict]], acc: dict, args) -> dict:
+    """Print the comparison (medians over every timed round of a policy's processes) and the
+    accounting; return both as one flat dict."""
     first = runs["kept"][0]
-    if any(r["file_bytes"] != first["file_bytes"] or r["ours_psnr"] != first["ours_psnr"] for rs in runs.values() for r in rs):
+    if any(r["file_bytes"] != acc["file_bytes"] or r["ours_psnr"] != first["ours_psnr"] for rs in runs.values() for r in rs):
         sys.exit("error: the processes wrote files of different sizes or decoded different images: encoding is not deterministic")
     ms = {f"{policy}_{k}": statistics.median(t for r in rs for t in r["rounds_ms"][k]) for policy, rs in runs.items() for k in first["rounds_ms"]}
     print(f"{first['width']}×{first['height']}, {args.threads} threads, level {args.level}: ours {first['ours_bpp']:.3f} bpp "
@@ -156,12 +169,11 @@ def report(runs: dict[str, list[dict]], args) -> dict:
         print(f"{step}: ours ({LABELS['kept']}) {ours:.0f} ms, compressai ({LABELS['default']}) {ref:.0f} ms → {ref / ours:.2f}x; "
               + "; ".join(f"both {LABELS[policy]}: {ms[f'{policy}_ours_{step}']:.0f} vs {ms[f'{policy}_compressai_{step}']:.0f} ms → "
                           f"{same[policy]:.2f}x" for policy in POLICIES))
-    ceiling = first["bf16_matmul_gmac_s"]
-    print(f"ceiling: bf16 2048³ matmul {ceiling:.0f} GMAC/s; encode {first['encode_gmacs']:.1f} GMACs → "
-          f"{first['encode_ms_at_ceiling']:.0f} ms at best, decode {first['decode_gmacs']:.1f} GMACs → {first['decode_ms_at_ceiling']:.0f} ms")
-    print(f"file {first['file_bytes']} bytes vs estimate + header {first['estimated_bytes_plus_header']:.0f} bytes: "
-          f"{first['size_error_percent']:+.2f} %")
-    return {**{k: v for k, v in first.items() if k not in ("rounds_ms", "allocator_kept")}, **result}
+    print(f"ceiling: bf16 2048³ matmul {acc['bf16_matmul_gmac_s']:.0f} GMAC/s; encode {acc['encode_gmacs']:.1f} GMACs → "
+          f"{acc['encode_ms_at_ceiling']:.0f} ms at best, decode {acc['decode_gmacs']:.1f} GMACs → {acc['decode_ms_at_ceiling']:.0f} ms")
+    print(f"file {acc['file_bytes']} bytes vs estimate + header {acc['estimated_bytes_plus_header']:.0f} bytes: "
+          f"{acc['size_error_percent']:+.2f} %")
+    return {**{k: v for k, v in first.items() if k not in ("rounds_ms", "allocator_kept")}, **acc, **result}
 
 
 def peak_rss_child(args, step: str, policy: str, path: Path) -> float:
@@ -207,7 +219,8 @@ def main() -> None:
         return
     if user_tunes_malloc():
         sys.exit("error: unset ENSO_MALLOC, GLIBC_TUNABLES, MALLOC_*_ and LD_PRELOAD's malloc to compare the allocator policies")
-    result = report(speed_children(args), args)
+    runs = speed_children(args)
+    result = report(runs, accounting(args), args)
     if args.large:
         with tempfile.TemporaryDirectory() as tmp:
             for policy in POLICIES:
