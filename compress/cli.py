@@ -7,7 +7,9 @@
     compress decode photo.enso -o photo.png
     compress eval --data kodak/ --codecs ours,jpeg,webp,avif,jpeg2000,jxl -o rd/
     compress export RUN -o compress/weights/mean_scale   # fp16 weights to ship
+    compress export RUN -o compress/weights/mean_scale_msssim --base mean_scale   # only what differs from mean_scale
     compress train --data DIR [--data DIR ...] --run RUN [--model mean_scale] [--crop 256] [--steps N] [--resume]
+    compress train ... --init mean_scale --model-distortion ms-ssim --model-train-only transforms   # a variant
 """
 from __future__ import annotations
 
@@ -46,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("run", type=Path, help="run folder of 'compress train'")
     x.add_argument("-o", "--out", type=Path, required=True, help="output folder, e.g. compress/weights/mean_scale")
     x.add_argument("--force", action="store_true", help="replace existing weights in --out")
+    x.add_argument("--base", help="shipped codec name or exported folder: write only the weights that differ from it (a variant)")
     m = sub.add_parser("demo", help="round trip a bundled photo, beside JPEG at the same size")
     m.add_argument("-o", "--out", type=Path, default=Path("out/compress"), help="output folder (default: out/compress)")
     m.add_argument("--image", type=Path, help="another photo instead of the bundled one")
@@ -65,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", choices=CODECS, default="mean_scale")
     t.add_argument("--crop", type=int, default=256, help="random crop size (divisible by 64)")
     t.add_argument("--resume", action="store_true", help="continue the run in --run")
+    t.add_argument("--init", help="start from these weights (a shipped codec name or exported folder of the same --model), "
+                                  "e.g. to fine-tune a variant; --model-lambdas etc. still come from the flags")
     add_config_args(t, CodecConfig, prefix="model_")
     add_config_args(t, TrainConfig, defaults=TRAIN_DEFAULTS)
     return parser
@@ -80,8 +85,27 @@ def train(ns: argparse.Namespace) -> None:
     data = ImageFolder(ns.data, crop=ns.crop, mode="RGB")
     seed_everything(cfg.seed)
     model = build(ns.model, model_cfg)
-    extra = {"data": [str(d) for d in ns.data], "crop": ns.crop}
+    if ns.init is not None and not ns.resume:
+        initialise_from(model, ns.init)
+    extra = {"data": [str(d) for d in ns.data], "crop": ns.crop} | ({"init": str(ns.init)} if ns.init is not None else {})
     Trainer(model, data, cfg, ns.run, resume=ns.resume, extra_config=extra).fit()
+
+
+def initialise_from(model, source: str) -> None:
+    """Copy the weights of ``source`` (a shipped codec name or exported folder) into ``model``, except
+    its λ levels, which stay the model's own config."""
+    from shared.checkpoint import load_exported
+
+    from .codec import weights_folder
+
+    src = load_exported(weights_folder(source))
+    if src.registry_name != model.registry_name:
+        raise UserError(f"--init {source} is a {src.registry_name!r} codec; train --model {src.registry_name} to start from it")
+    state = {k: v for k, v in src.state_dict().items() if k != "lambdas"}
+    try:
+        model.load_state_dict(state, strict=False)
+    except RuntimeError as e:
+        raise UserError(f"--init {source} does not fit this model ({str(e).strip().splitlines()[0]}); give the same --model-N/-M and number of --model-lambdas") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,7 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if (ns.out / "model.safetensors").exists() and not ns.force:
             raise UserError(f"{ns.out} already holds weights; pass --force to replace them")
-        print(f"wrote {export_codec(ns.run, ns.out)}")
+        from .codec import weights_folder
+
+        base = weights_folder(ns.base) if ns.base is not None else None
+        print(f"wrote {export_codec(ns.run, ns.out, base)}")
     elif ns.command == "demo":
         from .demo import run_demo
 

@@ -21,6 +21,7 @@ Images are float tensors (C, H, W) in [0, 1], C ∈ {1, 3, 4}.
 from __future__ import annotations
 
 import hashlib
+import json
 import zlib
 from pathlib import Path
 
@@ -39,6 +40,22 @@ from .models.base import PhaseConvTranspose2d
 
 STRIDE = 64  # total downsampling of g_a ∘ h_a
 WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+def shipped_folders() -> list[Path]:
+    """The shipped codecs' weight folders (``compress/weights/*``), by name."""
+    return sorted(p for p in WEIGHTS_DIR.iterdir() if (p / "model.json").is_file()) if WEIGHTS_DIR.is_dir() else []
+
+
+def weights_folder(name_or_path: str | Path) -> Path:
+    """A shipped codec's folder by name (``compress/weights/NAME``), or the exported/run folder given."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    if (WEIGHTS_DIR / str(name_or_path)).is_dir():
+        return WEIGHTS_DIR / str(name_or_path)
+    shipped = ", ".join(p.name for p in shipped_folders()) or "none shipped"
+    raise UserError(f"no codec {name_or_path!r}: give a shipped name ({shipped}) or a trained run folder")
 
 
 def weights_hash(model: torch.nn.Module) -> bytes:
@@ -73,13 +90,21 @@ class Codec:
     @classmethod
     def load(cls, name_or_path: str | Path = "mean_scale") -> "Codec":
         """A shipped codec by name (``compress/weights/NAME``) or an exported/run folder by path."""
-        path = Path(name_or_path)
-        if not path.exists():
-            path = WEIGHTS_DIR / str(name_or_path)
-            if not path.exists():
-                shipped = sorted(p.name for p in WEIGHTS_DIR.iterdir() if p.is_dir()) if WEIGHTS_DIR.is_dir() else []
-                raise UserError(f"no codec {name_or_path!r}: give a shipped name ({', '.join(shipped) or 'none shipped'}) or a trained run folder")
-        return cls(load_exported(path))
+        return cls(load_exported(weights_folder(name_or_path)))
+
+    @classmethod
+    def for_file(cls, header: Header) -> "Codec":
+        """The shipped codec that wrote a file: the one named by its model id whose weights hash
+        matches, else any shipped codec of that architecture whose hash matches (a variant, e.g.
+        ``mean_scale_msssim``), else the one named by the model id (whose decode then names the
+        mismatch)."""
+        named = WEIGHTS_DIR / header.model_id
+        others = [p for p in shipped_folders() if p != named and json.loads((p / "model.json").read_text()).get("name") == header.model_id]
+        for folder in ([named] if named.is_dir() else []) + others:
+            codec = cls(load_exported(folder))
+            if codec.hash == header.weights_hash:
+                return codec
+        return cls.load(header.model_id)
 
     # -- transforms -------------------------------------------------------------------------------
     def _net(self, net, x: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Rate–distortion evaluation of codecs on a folder of images: ``compress eval``.
 
-    compress eval [--data DIR] [--codecs ours,jpeg,webp,avif,jpeg2000,jxl] -o OUT [--model NAME_OR_PATH]
+    compress eval [--data DIR] [--codecs ours,jpeg,webp,avif,jpeg2000,jxl] -o OUT [--model NAME_OR_PATH ...]
                   [--quality CODEC=Q1,Q2,...] [--refine STEPS] [--limit N] [--threads 1] [--lpips-weights FILE] [--allow-download]
 
 Every image (loaded as RGB, float in [0, 1]) is encoded by every codec at each of its quality
@@ -17,7 +17,7 @@ encode/decode seconds. Written to ``OUT``:
   against JPEG and against AVIF (when those ran), also printed as a Markdown table.
 
 ``ours`` is the learned codec through ``compress.codec.Codec.load(NAME_OR_PATH)``, at qualities in
-[0, 1]; the classical codecs are in :mod:`compress.classical`. A codec whose library is missing is
+[0, 1] (several ``--model``: one codec each, ``ours:NAME``); the classical codecs are in :mod:`compress.classical`. A codec whose library is missing is
 skipped with its reason.
 """
 from __future__ import annotations
@@ -75,22 +75,33 @@ def ours_qualities(qualities: Sequence[float] | None = None) -> tuple[float, ...
     return qualities
 
 
-def load_ours(model: str | None = None, qualities: Sequence[float] | None = None, refine: int = 0) -> RDCodec:
-    """The learned codec through ``compress.codec.Codec.load(model or DEFAULT_OURS_MODEL)``, encoding
-    with ``refine`` latent refinement steps; raises ModuleNotFoundError when ``compress.codec`` is
-    absent, UserError when the model cannot load."""
+def load_ours(model: str | None = None, qualities: Sequence[float] | None = None, refine: int = 0, name: str = "ours") -> RDCodec:
+    """The learned codec through ``compress.codec.Codec.load(model or DEFAULT_OURS_MODEL)``, named
+    ``name``, encoding with ``refine`` latent refinement steps; raises ModuleNotFoundError when
+    ``compress.codec`` is absent, UserError when the model cannot load."""
     from compress.codec import Codec  # lazily: the codec API is optional for everything else
 
     qualities = ours_qualities(qualities)
     codec = Codec.load(model or DEFAULT_OURS_MODEL)
     setting = "quality in [0, 1]" + (f", {refine} refinement steps" if refine else "")
-    return RDCodec("ours", qualities, lambda img, q: codec.encode(img, q, refine), lambda data: codec.decode(data).detach().float().cpu(), setting)
+    return RDCodec(name, qualities, lambda img, q: codec.encode(img, q, refine), lambda data: codec.decode(data).detach().float().cpu(), setting)
+
+
+def ours_names(models: Sequence[str]) -> list[str]:
+    """The result names of the learned codecs: "ours" for one model, "ours:NAME" (the shipped name or
+    the folder's name) for each of several."""
+    return ["ours"] if len(models) <= 1 else [f"ours:{Path(m).name}" for m in models]
 
 
 def resolve_codecs(
-    names: Sequence[str], model: str | None = None, qualities: Mapping[str, Sequence[float]] | None = None, threads: int = 1, refine: int = 0
+    names: Sequence[str], model: str | Sequence[str] | None = None, qualities: Mapping[str, Sequence[float]] | None = None,
+    threads: int = 1, refine: int = 0,
 ) -> tuple[list[RDCodec], dict[str, str]]:
-    """Codec names → (the codecs to run, {skipped name: reason}). Unknown names are a UserError."""
+    """Codec names → (the codecs to run, {skipped name: reason}); ``model``: the learned codec(s) for
+    "ours" (several are named by :func:`ours_names`). Unknown names are a UserError."""
+    models = [model] if model is None or isinstance(model, (str, Path)) else list(model)
+    if len(set(ours_names(models))) < len(models):
+        raise UserError(f"--model names {', '.join(map(str, models))} share a name; give each learned codec a distinct folder name")
     qualities = qualities or {}
     unknown = [n for n in list(names) + list(qualities) if n not in ALL_CODECS]
     if unknown:
@@ -99,16 +110,17 @@ def resolve_codecs(
     for name in dict.fromkeys(names):
         if name == "ours":
             ours_qualities(qualities.get(name))
-            try:
-                codecs.append(load_ours(model, qualities.get(name), refine))
-            except ModuleNotFoundError as e:
-                if e.name not in ("compress.codec", "compress.container"):
-                    raise
-                skipped[name] = f"the learned codec's API ({e.name}) is not available in this checkout"
-            except UserError as e:
-                if model:  # the user named a model: failing to load it is their error to see
-                    raise
-                skipped[name] = f"the default codec {DEFAULT_OURS_MODEL!r} cannot load ({e}); pass --model NAME_OR_PATH"
+            for m, label in zip(models, ours_names(models)):
+                try:
+                    codecs.append(load_ours(m, qualities.get(name), refine, label))
+                except ModuleNotFoundError as e:
+                    if e.name not in ("compress.codec", "compress.container"):
+                        raise
+                    skipped[label] = f"the learned codec's API ({e.name}) is not available in this checkout"
+                except UserError as e:
+                    if m:  # the user named a model: failing to load it is their error to see
+                        raise
+                    skipped[label] = f"the default codec {DEFAULT_OURS_MODEL!r} cannot load ({e}); pass --model NAME_OR_PATH"
             continue
         reason = classical.unavailable_reason(name)
         if reason is not None:
@@ -237,7 +249,7 @@ def evaluate(
     codecs: Sequence[str] = ALL_CODECS,
     out_dir: str | Path = "rd_eval",
     qualities: Mapping[str, Sequence[float]] | None = None,
-    model: str | None = None,
+    model: str | Sequence[str] | None = None,
     limit: int | None = None,
     threads: int = 1,
     lpips_weights: str | Path | None = None,
@@ -247,7 +259,7 @@ def evaluate(
 ) -> EvalResult:
     """Evaluate ``codecs`` on the images of ``data_dir`` (the first ``limit``) and write the files
     of the module doc into ``out_dir``. ``qualities`` overrides a codec's settings; ``model`` names
-    the learned codec for ``ours`` and ``refine`` its latent refinement steps; ``threads`` caps the
+    the learned codec(s) for ``ours`` and ``refine`` its latent refinement steps; ``threads`` caps the
     encoders' threads (AVIF, JPEG XL)."""
     from tqdm.auto import tqdm
 
@@ -320,7 +332,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--data", type=Path, default=None, help="folder of test images (default: $ENSO_DATA/kodak)")
     parser.add_argument("--codecs", default=",".join(ALL_CODECS), help=f"comma-separated, from {','.join(ALL_CODECS)} (default: all)")
     parser.add_argument("-o", "--out", type=Path, required=True, help="output folder (CSV, JSON, PNG plots, BD-rate table)")
-    parser.add_argument("--model", default=None, help=f"the learned codec for 'ours': a shipped codec name or an exported run folder (default {DEFAULT_OURS_MODEL})")
+    parser.add_argument("--model", action="append", default=None,
+                        help=f"the learned codec for 'ours': a shipped codec name or an exported run folder (default {DEFAULT_OURS_MODEL}); "
+                             "repeat it to compare several, named ours:NAME")
     parser.add_argument("--quality", type=_quality_override, action="append", default=[], metavar="CODEC=Q1,Q2,...",
                         help="override a codec's quality settings (repeatable); ours takes values in [0, 1]")
     parser.add_argument("--refine", type=int, default=0, metavar="STEPS", help="latent refinement steps for ours (see compress encode --refine)")

@@ -60,18 +60,19 @@ def encode_files(inputs: list[Path], out: Path, model: str, quality: float, targ
 
 
 def decode_files(inputs: list[Path], out: Path, model: str | None, force: bool) -> None:
-    """Decode every ``.enso`` file of ``inputs`` to PNG in ``out`` (a file for one input, else a folder)."""
+    """Decode every ``.enso`` file of ``inputs`` to PNG in ``out`` (a file for one input, else a folder),
+    each with ``model`` or else the shipped codec that wrote it (:meth:`Codec.for_file`)."""
     jobs = _targets(_expand(inputs, "enso"), out, ".png", force)
     if len(jobs) == 1 and out.suffix and out.suffix.lower() not in EXTENSIONS:
         raise UserError(f"output {out} is not an image file name; use .png")
-    codecs: dict[str, Codec] = {}
+    codecs: dict[object, Codec] = {}
     for src, dst in tqdm(jobs, desc="decode", unit="img", disable=len(jobs) == 1):
         data = src.read_bytes()
         header, _ = parse(data, str(src))
-        name = model or header.model_id
-        if name not in codecs:
-            codecs[name] = Codec.load(name)
-        img = codecs[name].decode(data, str(src))
+        key = model or (header.model_id, header.weights_hash)
+        if key not in codecs:
+            codecs[key] = Codec.load(model) if model else Codec.for_file(header)
+        img = codecs[key].decode(data, str(src))
         save_image(img, dst)
         if len(jobs) == 1:
             print(f"{src} → {dst}: {img.shape[2]}×{img.shape[1]}")

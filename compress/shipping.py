@@ -5,12 +5,15 @@ from pathlib import Path
 
 import torch
 
-from shared.checkpoint import export_weights, model_from_checkpoint, save_safetensors
+from shared.checkpoint import export_weights, keep_changes_from, model_from_checkpoint, save_safetensors
 from shared.errors import UserError
 
 
-def export_codec(run: Path, out: Path) -> Path:
-    """Write ``out/model.safetensors`` (fp16 weights, int32 entropy tables) and ``out/model.json``.
+def export_codec(run: Path, out: Path, base: Path | None = None) -> Path:
+    """Write ``out/model.safetensors`` (fp16 weights, int32 entropy tables) and ``out/model.json``;
+    with ``base`` (an exported codec folder), only the tensors that differ from base's
+    (:func:`~shared.checkpoint.keep_changes_from`: a variant trained with
+    ``train_only="transforms"`` then ships its transforms and gains alone).
 
     The weights are rounded to fp16 first and the entropy tables computed from the rounded
     weights, so the shipped file is exactly what encoders and decoders use. Floating-point
@@ -32,4 +35,6 @@ def export_codec(run: Path, out: Path) -> Path:
 
     params = {name for name, _ in model.named_parameters()}
     save_safetensors({k: (v.half() if v.is_floating_point() and k in params else v) for k, v in load_file(str(path)).items()}, path)
+    if base is not None:
+        keep_changes_from(out, base)
     return path

@@ -4,10 +4,13 @@
   and containers only, so it loads with ``torch.load(weights_only=True)``; written through a
   temporary file and a rename, so a killed run never leaves half a checkpoint.
 * ``model.safetensors`` + ``model.json``: the inference export, the weights and the registry
-  name and config needed to rebuild the model (:func:`load_exported`).
+  name and config needed to rebuild the model (:func:`load_exported`). An export may hold only
+  what differs from another export, its base (:func:`keep_changes_from`), e.g. a fine-tuned
+  variant that shares most of its weights with a shipped model.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -136,7 +139,7 @@ def load_exported(folder: str | os.PathLike, device: str | torch.device = "cpu")
         raise UserError(f"{folder} holds no exported model (model.json + model.safetensors); train one with 'ae train'")
     meta = json.loads(meta_path.read_text())
     model = build(meta["name"], meta["config"])
-    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(weights)).items()}
+    state = {k: v.float() if v.is_floating_point() else v for k, v in _with_base(folder, meta, load_file(str(weights))).items()}
     parts = meta.get("parts")
     try:
         if parts is None:
@@ -153,3 +156,42 @@ def load_exported(folder: str | os.PathLike, device: str | torch.device = "cpu")
     if "trained_steps" in meta:
         model.trained_steps = meta["trained_steps"]
     return model.to(device).eval()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def keep_changes_from(folder: str | os.PathLike, base: str | os.PathLike) -> int:
+    """Rewrite the export in ``folder`` to hold only the tensors that differ from the export in
+    ``base`` (in name, dtype, shape or value), recording base's path (relative to ``folder``) and
+    the SHA-256 of its weights file in ``model.json``; returns how many tensors were kept.
+    :func:`load_exported` then takes the missing tensors from ``base`` and refuses a base whose
+    weights file changed since."""
+    folder, base = Path(folder), Path(base)
+    base_file = base / "model.safetensors"
+    if not base_file.is_file():
+        raise UserError(f"base {base} holds no exported weights (model.safetensors)")
+    if "base" in json.loads((base / "model.json").read_text()):
+        raise UserError(f"base {base} holds changes to another export itself; give a full export as the base")
+    own, theirs = load_file(str(folder / "model.safetensors")), load_file(str(base_file))
+    changed = {k: v for k, v in own.items()
+               if k not in theirs or v.dtype != theirs[k].dtype or v.shape != theirs[k].shape or not torch.equal(v, theirs[k])}
+    save_safetensors(changed, folder / "model.safetensors")
+    meta = json.loads((folder / "model.json").read_text())
+    meta.update(base=os.path.relpath(base.resolve(), folder.resolve()), base_sha256=file_sha256(base_file))
+    save_json(meta, folder / "model.json")
+    return len(changed)
+
+
+def _with_base(folder: Path, meta: dict[str, Any], state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` completed from the base export ``meta`` names (:func:`keep_changes_from`), if any."""
+    if "base" not in meta:
+        return state
+    base = (folder / meta["base"]).resolve()
+    base_file = base / "model.safetensors"
+    if not base_file.is_file():
+        raise UserError(f"{folder} holds changes to the weights in {base}, which are missing; restore them or export {folder} in full")
+    if file_sha256(base_file) != meta.get("base_sha256"):
+        raise UserError(f"{folder} holds changes to other weights than those now in {base}; export it again against them")
+    return {**load_file(str(base_file)), **state}

@@ -214,6 +214,12 @@ def test_ours_runs_through_the_codec_interface(tmp_path, monkeypatch):
     assert sizes == sorted(sizes) and ours.decode(ours.encode(x, 1.0)).shape == x.shape
     with pytest.raises(UserError, match=r"\[0, 1\]"):
         resolve_codecs(["ours"], model="my_run", qualities={"ours": [0.5, 2.0]})
+    seen.clear()
+    codecs, _ = resolve_codecs(["ours", "jpeg"], model=["mean_scale", "runs/mean_scale_msssim"])
+    assert [c.name for c in codecs] == ["ours:mean_scale", "ours:mean_scale_msssim", "jpeg"]
+    assert seen == ["mean_scale", "runs/mean_scale_msssim"]
+    with pytest.raises(UserError, match="share a name"):
+        resolve_codecs(["ours"], model=["a/run", "b/run"])
 
 
 def test_ours_is_skipped_when_the_codec_api_is_absent(monkeypatch):

@@ -41,6 +41,11 @@ class CodecConfig:
         default="round",
         metadata={"help": "what g_s sees in training: round(y - mean) + mean with a straight-through gradient (as when coding) or y + uniform noise"},
     )
+    train_only: Literal["all", "transforms"] = field(
+        default="all",
+        metadata={"help": "transforms: train g_a, g_s and the gains only, keeping the hyperprior and entropy models as initialised "
+                          "(a variant of a trained codec, e.g. for MS-SSIM, that shares its entropy model and ships only its transforms)"},
+    )
 
 
 def round_about(y: torch.Tensor, offset: torch.Tensor | float) -> torch.Tensor:
@@ -212,9 +217,23 @@ class GainedCodec(TrainableModel, CompressionModel):
             return 255.0**2 * (mse if mse is not None else (x_hat - x).pow(2).flatten(1).mean(1))
         from pytorch_msssim import ms_ssim
 
-        return 1.0 - ms_ssim(x_hat.clamp(0, 1), x, data_range=1.0, size_average=False)
+        # fp32 even under autocast: SSIM's variances are differences of nearly equal means,
+        # which bf16's 8-bit mantissa would cancel away
+        with torch.autocast(x.device.type, enabled=False):
+            return 1.0 - ms_ssim(x_hat.float().clamp(0, 1), x.float(), data_range=1.0, size_average=False)
+
+    def is_transform(self, name: str) -> bool:
+        """Whether parameter ``name`` belongs to the transforms or gains (what ``train_only="transforms"`` trains)."""
+        return name.split(".")[0] in ("g_a", "g_s", "log_gain", "log_inv_gain")
 
     def optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
+        """``main`` (everything but the bottleneck's quantiles) and ``aux`` (the quantiles); under
+        ``train_only="transforms"`` the other parameters are frozen (``requires_grad`` off) and only
+        ``main``, over the transforms and gains, is returned."""
+        if self.config.train_only == "transforms":
+            for n, p in self.named_parameters():
+                p.requires_grad_(self.is_transform(n))
+            return {"main": torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)}
         main = [p for n, p in self.named_parameters() if not n.endswith(".quantiles")]
         aux = [p for n, p in self.named_parameters() if n.endswith(".quantiles")]
         return {
@@ -233,6 +252,10 @@ class GainedCodec(TrainableModel, CompressionModel):
         bits = sum(torch.log(lik).flatten(1).sum(1) for lik in out["likelihoods"].values()) / -math.log(2)
         bpp = bits / (H * W)
         mse = (out["x_hat"] - x.float()).pow(2).flatten(1).mean(1)
-        loss = (self.lambdas[level] * self.distortion(out["x_hat"], x.float(), mse) + bpp).mean()
+        distortion = self.distortion(out["x_hat"], x.float(), mse)
+        loss = (self.lambdas[level] * distortion + bpp).mean()
         psnr = (10 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean()
-        return {"loss": loss, "bpp": bpp.mean().detach(), "psnr": psnr.detach()}
+        logged = {"loss": loss, "bpp": bpp.mean().detach(), "psnr": psnr.detach()}
+        if self.config.distortion == "ms-ssim":
+            logged["ms_ssim_db"] = (-10 * torch.log10(distortion.detach().clamp_min(1e-10))).mean()
+        return logged
