@@ -19,7 +19,9 @@
 # 1 h 54 min for these 11,500 steps (8 h 11 min in all). In the fifth's last half hour and a sixth,
 # resumed at 61,500 with --steps 75000 (1.4e-4) and at 64,900 with --steps 77500 (1.25e-4 linearly
 # to 0 at 77,500); two threads, 256×256 crops, 2 h 36 min for these 16,000 steps (10 h 47 min in
-# all). The shipped weights are step 77,500.
+# all). In a seventh, resumed at 77,500 with --steps 91000 and at 77,825 with --steps 85000 (6.4e-5
+# linearly to 0 at 85,000, shortened to leave time for the MS-SSIM variant); two threads, 256×256
+# crops, 1 h 11 min for these 7,500 steps (11 h 57 min in all). The shipped weights are step 85,000.
 # Resumable: run it again with --resume to continue a killed run.
 #   ENSO_DATA=../shared/data scripts/train_codec.sh RUN_DIR [--resume] [more compress train flags]
 set -euo pipefail
