@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--crop", type=int, default=256, help="random crop size (divisible by 64)")
     t.add_argument("--resume", action="store_true", help="continue the run in --run")
     t.add_argument("--init", help="start from these weights (a shipped codec name or exported folder of the same --model), "
-                                  "e.g. to fine-tune a variant; --model-lambdas etc. still come from the flags")
+                                  "e.g. to fine-tune a variant; --model-lambdas etc. still come from the flags (ignored with --resume)")
     add_config_args(t, CodecConfig, prefix="model_")
     add_config_args(t, TrainConfig, defaults=TRAIN_DEFAULTS)
     return parser

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from shared.checkpoint import export_weights, keep_changes_from, model_from_checkpoint, save_safetensors
+from shared.checkpoint import export_weights, full_export, keep_changes_from, model_from_checkpoint, save_safetensors
 from shared.errors import UserError
 
 
@@ -24,6 +24,8 @@ def export_codec(run: Path, out: Path, base: Path | None = None) -> Path:
     """
     if not (Path(run) / "checkpoint.pt").is_file():
         raise UserError(f"{run} holds no checkpoint.pt; give a run folder made by 'compress train'")
+    if base is not None:
+        full_export(base)  # refuse a bad base before writing anything
     model = model_from_checkpoint(Path(run) / "checkpoint.pt")
     step = model.trained_steps
     with torch.no_grad():

@@ -162,24 +162,30 @@ def file_sha256(path: str | os.PathLike) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def full_export(base: str | os.PathLike) -> Path:
+    """The weights file of ``base`` if it is a full export (one that can serve as a base), else a UserError."""
+    base = Path(base)
+    if not (base / "model.safetensors").is_file() or not (base / "model.json").is_file():
+        raise UserError(f"base {base} holds no exported model (model.json + model.safetensors)")
+    if "base" in json.loads((base / "model.json").read_text()):
+        raise UserError(f"base {base} holds changes to another export itself; give a full export as the base")
+    return base / "model.safetensors"
+
+
 def keep_changes_from(folder: str | os.PathLike, base: str | os.PathLike) -> int:
     """Rewrite the export in ``folder`` to hold only the tensors that differ from the export in
     ``base`` (in name, dtype, shape or value), recording base's path (relative to ``folder``) and
     the SHA-256 of its weights file in ``model.json``; returns how many tensors were kept.
     :func:`load_exported` then takes the missing tensors from ``base`` and refuses a base whose
     weights file changed since."""
-    folder, base = Path(folder), Path(base)
-    base_file = base / "model.safetensors"
-    if not base_file.is_file():
-        raise UserError(f"base {base} holds no exported weights (model.safetensors)")
-    if "base" in json.loads((base / "model.json").read_text()):
-        raise UserError(f"base {base} holds changes to another export itself; give a full export as the base")
+    folder = Path(folder)
+    base_file = full_export(base)
     own, theirs = load_file(str(folder / "model.safetensors")), load_file(str(base_file))
     changed = {k: v for k, v in own.items()
                if k not in theirs or v.dtype != theirs[k].dtype or v.shape != theirs[k].shape or not torch.equal(v, theirs[k])}
     save_safetensors(changed, folder / "model.safetensors")
     meta = json.loads((folder / "model.json").read_text())
-    meta.update(base=os.path.relpath(base.resolve(), folder.resolve()), base_sha256=file_sha256(base_file))
+    meta.update(base=os.path.relpath(Path(base).resolve(), folder.resolve()), base_sha256=file_sha256(base_file))
     save_json(meta, folder / "model.json")
     return len(changed)
 

@@ -106,6 +106,13 @@ def test_variant_refuses_a_changed_or_missing_base(tmp_path, shipped):
         Codec.load(weights / "tiny_msssim")
 
 
+def test_export_refuses_a_variant_as_base_before_writing(tmp_path, shipped):
+    out = tmp_path / "out"
+    done = compress_cli("export", shipped["variant_run"], "-o", out, "--base", shipped["variant"])
+    assert done.returncode == 2 and "full export" in done.stderr and "Traceback" not in done.stderr
+    assert not out.exists()
+
+
 def test_decoding_finds_the_shipped_codec_that_wrote_the_file(tmp_path, shipped, monkeypatch):
     """Both codecs are 'mean_scale' in the header; decode without --model picks the one whose
     weights hash the file names."""
