@@ -3,7 +3,7 @@
 # JPEG 2000 and JPEG XL, each at 6–7 quality settings; bpp, PSNR, MS-SSIM dB and LPIPS per image and
 # averaged per setting, RD plots, and the BD-rate table against JPEG and AVIF (printed and saved).
 #
-#   ENSO_DATA=../shared/data scripts/bench_rd_kodak.sh OUT [--model NAME_OR_PATH] [more eval flags...]
+#   ENSO_DATA=../shared/data scripts/bench_rd_kodak.sh OUT [--model NAME_OR_PATH ...] [more eval flags...]
 #
 # "ours" loads the shipped default codec unless --model names one (a run folder works); when it
 # cannot load, it is skipped with the reason and the classical codecs still run. The classical part
