@@ -214,7 +214,8 @@ class Codec:
         if header.model_id != self.model_id:
             raise UserError(f"{name} was encoded with codec {header.model_id!r}; decode it with --model {header.model_id}")
         if header.weights_hash != self.hash:
-            raise UserError(f"{name} was encoded with other {header.model_id!r} weights (hash {header.weights_hash.hex()}, have {self.hash.hex()})")
+            raise UserError(f"{name} was encoded with other {header.model_id!r} weights (hash {header.weights_hash.hex()}, have {self.hash.hex()}); "
+                            "decode it without --model to use the shipped codec that wrote it, or give the weights that did")
         expected = self.model.sections + (header.mode == "RGBA")
         if len(sections) != expected:
             raise UserError(f"{name} has {len(sections)} payload sections, expected {expected}; the file is damaged")

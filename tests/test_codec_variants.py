@@ -126,6 +126,9 @@ def test_decoding_finds_the_shipped_codec_that_wrote_the_file(tmp_path, shipped,
         from shared.data.images import load_image
 
         assert torch.equal(load_image(tmp_path / f"{name}.png", "RGB"), codec.decode(src.read_bytes()))
+    with pytest.raises(UserError, match="without --model"):  # the base's weights, asked for by name, refuse the variant's file
+        decode_files([tmp_path / "tiny_msssim.enso"], tmp_path / "wrong.png", "tiny", False)
+    assert not (tmp_path / "wrong.png").exists()
 
 
 def test_init_refuses_another_architecture(tmp_path, shipped):
