@@ -3,6 +3,7 @@ fresh page faults, where glibc's default maps and faults in large tensors anew."
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 
@@ -23,7 +24,7 @@ def step_faults():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     net(x).square().mean().backward()
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-print(*[step_faults() for _ in range(6)])
+print(*[step_faults() for _ in range(8)])
 """
 
 
@@ -31,16 +32,18 @@ def _env_without_malloc_settings() -> dict:
     return {k: v for k, v in os.environ.items() if not (k.startswith("MALLOC_") or k in ("ENSO_MALLOC", "GLIBC_TUNABLES", "LD_PRELOAD"))}
 
 
-def _steady_faults(mode: str) -> int:
+def _steady_faults(mode: str) -> float:
+    """Page faults of a typical steady step: the median of the last 5 of 8 (a step may now and then
+    grow the heap once, e.g. by 16 MiB, under either policy)."""
     env = _env_without_malloc_settings()
     out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True, env=env)
-    return sum(int(n) for n in out.stdout.split()[-3:])
+    return statistics.median(int(n) for n in out.stdout.split()[-5:])
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the allocator policy applies to glibc on Linux only")
 def test_kept_memory_skips_page_faults_in_steady_steps():
     default, kept = _steady_faults("default"), _steady_faults("kept")
-    assert default > 3000  # glibc's default: the step's large tensors are mapped and faulted in anew
+    assert default > 1000  # glibc's default: the step's large tensors are mapped and faulted in anew
     assert kept < default / 20
 
 
