@@ -101,9 +101,9 @@ def initialise_from(model, source: str) -> None:
     src = load_exported(weights_folder(source))
     if src.registry_name != model.registry_name:
         raise UserError(f"--init {source} is a {src.registry_name!r} codec; train --model {src.registry_name} to start from it")
-    state = {k: v for k, v in src.state_dict().items() if k != "lambdas"}
+    state = src.state_dict() | {"lambdas": model.lambdas}
     try:
-        model.load_state_dict(state, strict=False)
+        model.load_state_dict(state)
     except RuntimeError as e:
         raise UserError(f"--init {source} does not fit this model ({str(e).strip().splitlines()[0]}); give the same --model-N/-M and number of --model-lambdas") from None
 
