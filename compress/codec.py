@@ -8,8 +8,8 @@
   margin covers the transforms' receptive field, so each latent equals the whole-image one;
 * determinism: the entropy model's parameters are derived on an exact path (see
   :mod:`compress.models.hyperprior`), so a file decodes identically under any thread count and in
-  any process. The large transforms run bf16 + channels_last where the CPU has native bf16
-  (thread-count invariant in oneDNN's channels_last kernels, which the tests check);
+  any process. The large transforms (and the encoder-only h_a) run bf16 + channels_last where the
+  CPU has native bf16 (thread-count invariant in oneDNN's channels_last kernels, which the tests check);
 * speed: building a :class:`Codec` keeps freed memory in the process for the rest of its life
   (:mod:`shared.allocator`; process-wide, ``ENSO_MALLOC=default`` opts out), so the transforms'
   large activations reuse pages instead of being faulted in anew; the price is a higher peak on
@@ -82,8 +82,9 @@ class Codec:
         self.hash = weights_hash(self.model)
         self.fast = cpu_has_native_bf16() if fast is None else fast
         if self.fast:
-            for net in (self.model.g_a, self.model.g_s):
-                net.to(memory_format=torch.channels_last)
+            for net in (self.model.g_a, self.model.g_s, getattr(self.model, "h_a", None)):
+                if net is not None:
+                    net.to(memory_format=torch.channels_last)
         # g_s for inference: the same layers, its last (N → 3) transposed convolution run by phases
         self.synthesis = nn.Sequential(*self.model.g_s[:-1], PhaseConvTranspose2d(self.model.g_s[-1]))
 
@@ -141,7 +142,7 @@ class Codec:
     def _code(self, y_raw: torch.Tensor, code: int) -> list[bytes]:
         gain, _ = self._gains(code)
         with torch.autocast("cpu", enabled=False):
-            return self.model.compress_latent(y_raw * gain)
+            return self.model.compress_latent(y_raw * gain, run=self._net)
 
     def encode(self, img: torch.Tensor, quality: float = 0.5, refine: int = 0) -> bytes:
         """Image (C, H, W) in [0, 1] → ``.enso`` bytes at ``quality`` in [0, 1] (higher: more bits);

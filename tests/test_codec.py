@@ -299,11 +299,11 @@ def test_codec_synthesis_is_g_s(ms_codec):
 
 
 @pytest.mark.parametrize("with_means", [True, False])
-def test_gaussian_decoding_equals_compressai(with_means):
+def test_gaussian_coding_equals_compressai(with_means):
     from compressai.entropy_models import GaussianConditional
     from compressai.models.google import get_scale_table
 
-    from compress.models.hyperprior import decode_gaussian
+    from compress.models.hyperprior import decode_gaussian, encode_gaussian
 
     g = torch.Generator().manual_seed(0)
     gc = GaussianConditional(get_scale_table().tolist())
@@ -313,10 +313,30 @@ def test_gaussian_decoding_equals_compressai(with_means):
     y = torch.randn(1, 6, 5, 7, generator=g, dtype=torch.float64) * scales + (means if with_means else 0)
     indexes = scale_indexes(gc.scale_table, scales)
     string = gc.compress(y, indexes, means=means)[0]
+    assert encode_gaussian(gc, y.float(), indexes, means) == gc.compress(y.float().double(), indexes, means=means)[0]
+    assert encode_gaussian(gc, y, indexes, means) == string
     ours, ref = decode_gaussian(gc, string, indexes, means), gc.decompress([string], indexes, means=means)
     assert ours.dtype == ref.dtype and torch.equal(ours, ref)
     expected = torch.round(y - means) + means if with_means else torch.round(y).float()
     assert torch.equal(ours, expected)  # the coded ŷ itself, not just agreement with CompressAI
+
+
+def test_coder_tables_follow_table_changes():
+    from compressai.entropy_models import GaussianConditional
+    from compressai.models.google import get_scale_table
+
+    from compress.models.hyperprior import coder_tables
+
+    gc = GaussianConditional(get_scale_table().tolist())
+    gc.update()
+    first = coder_tables(gc)
+    assert coder_tables(gc) is first  # converted once
+    gc.update_scale_table(get_scale_table(0.2, 64, 32), force=True)
+    second = coder_tables(gc)
+    assert second is not first and second[0] == gc._quantized_cdf.tolist() and len(second[0]) == 32
+    with torch.no_grad():
+        gc._quantized_cdf.data[0, 1] += 1  # an in-place change that no version counter sees
+    assert coder_tables(gc)[0] == gc._quantized_cdf.tolist()
 
 
 def synthetic_photo(seed: int = 0) -> torch.Tensor:

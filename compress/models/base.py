@@ -181,8 +181,10 @@ class GainedCodec(TrainableModel, CompressionModel):
         """Training path: y (B, M, h, w) fp32 → (ŷ, {name: likelihoods})."""
         raise NotImplementedError
 
-    def compress_latent(self, y: torch.Tensor) -> list[bytes]:
-        """y (1, M, h, w) → :attr:`sections` byte strings (deterministic, see the subclass)."""
+    def compress_latent(self, y: torch.Tensor, run=None) -> list[bytes]:
+        """y (1, M, h, w) → :attr:`sections` byte strings (deterministic, see the subclass).
+        ``run(net, x)``, if given, runs the encoder-only networks (a hyperprior's h_a) in place of
+        ``net(x)``, e.g. on the caller's fast path; the decoder never needs their exact output."""
         raise NotImplementedError
 
     def decompress_latent(self, strings: list[bytes], size: tuple[int, int]) -> torch.Tensor:

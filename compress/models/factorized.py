@@ -23,7 +23,7 @@ class FactorizedPrior(GainedCodec):
         y_noisy, y_lik = self.entropy_bottleneck(y)
         return self.decoder_input(y, y_noisy, self.entropy_bottleneck._get_medians()), {"y": y_lik}
 
-    def compress_latent(self, y: torch.Tensor) -> list[bytes]:
+    def compress_latent(self, y: torch.Tensor, run=None) -> list[bytes]:
         return self.entropy_bottleneck.compress(y)[:1]
 
     def decompress_latent(self, strings: list[bytes], size: tuple[int, int]) -> torch.Tensor:
