@@ -10,6 +10,8 @@
 * ceiling: the multiply–accumulates of an encode and a decode (torch's FlopCounterMode) over this
   machine's bf16 matrix-product rate on the same threads (``shared.throughput``): the
   time the transforms would take at best;
+* steps: each step of our encode and decode timed on its own (analysis, hyper-analysis and z,
+  integer hyper-synthesis, y's rANS coding and decoding, synthesis), and g_a's MACs per second;
 * memory (``--large``): peak resident memory of encoding and decoding a 4000×3000 photo, each in a
   fresh process.
 
@@ -128,6 +130,47 @@ def accounting(args) -> dict:
     return result
 
 
+def stages(args) -> dict:
+    """Medians over ``args.rounds`` of each step of our encode and decode, run one by one as
+    :meth:`Codec.encode` / :meth:`Codec.decode` and the hyperprior's ``compress_latent`` /
+    ``decompress_latent`` chain them: where the time goes, and which steps use one core only."""
+    from compress.models.hyperprior import decode_gaussian, encode_gaussian
+
+    codec, q, img = prepare(args)
+    m = codec.model
+    if not hasattr(m, "coding_parameters"):
+        return {}
+    code = round(q * 65535)
+    gain, inv_gain = codec._gains(code)
+    H, W = img.shape[1:]
+    steps = {
+        "encode: analysis g_a": lambda: codec.analyse(img),
+        "encode: h_a, z coded and decoded": lambda: m.entropy_bottleneck.decompress(m.entropy_bottleneck.compress(codec._net(m.h_a, y)), z_size),
+        "encode/decode: integer h_s and CDF indexes": lambda: m.coding_parameters(z_hat),
+        "encode: y rANS-coded (one core)": lambda: encode_gaussian(m.gaussian_conditional, y, indexes, means),
+        "decode: y rANS-decoded (one core)": lambda: decode_gaussian(m.gaussian_conditional, y_string, indexes, means),
+        "decode: synthesis g_s": lambda: codec._net(codec.synthesis, y_hat * inv_gain),
+    }
+    with torch.no_grad(), torch.autocast("cpu", enabled=False):
+        y = codec.analyse(img) * gain
+        z = codec._net(m.h_a, y)
+        z_size = z.shape[-2:]
+        z_hat = m.entropy_bottleneck.decompress(m.entropy_bottleneck.compress(z), z_size)
+        indexes, means = m.coding_parameters(z_hat)
+        y_string = encode_gaussian(m.gaussian_conditional, y, indexes, means)
+        y_hat = decode_gaussian(m.gaussian_conditional, y_string, indexes, means).float()
+        times = {name: [] for name in steps}
+        for r in range(args.rounds + 1):
+            for name, step in steps.items():
+                _, ms = timed(step)
+                if r:
+                    times[name].append(ms)
+        from shared.throughput import count_gmacs
+
+        analysis_gmacs = count_gmacs(codec.analyse, img)
+    return {"analysis_gmacs": analysis_gmacs, **{f"stage_ms: {name}": statistics.median(t) for name, t in times.items()}}
+
+
 POLICIES = ("kept", "default")
 LABELS = {"kept": "freed memory kept", "default": "glibc default"}
 
@@ -173,6 +216,11 @@ def report(runs: dict[str, list[dict]], acc: dict, args) -> dict:
           f"{acc['encode_ms_at_ceiling']:.0f} ms at best, decode {acc['decode_gmacs']:.1f} GMACs → {acc['decode_ms_at_ceiling']:.0f} ms")
     print(f"file {acc['file_bytes']} bytes vs estimate + header {acc['estimated_bytes_plus_header']:.0f} bytes: "
           f"{acc['size_error_percent']:+.2f} %")
+    if "analysis_gmacs" in acc:
+        ga = acc["stage_ms: encode: analysis g_a"]
+        print("steps, one at a time (medians): " + "; ".join(f"{k.split(': ', 1)[1]} {v:.1f} ms" for k, v in acc.items() if k.startswith("stage_ms")))
+        print(f"g_a: {acc['analysis_gmacs']:.1f} GMACs in {ga:.1f} ms = {acc['analysis_gmacs'] / ga * 1e3:.0f} GMAC/s "
+              f"(ceiling {acc['bf16_matmul_gmac_s']:.0f})")
     return {**{k: v for k, v in first.items() if k not in ("rounds_ms", "allocator_kept")}, **acc, **result}
 
 
@@ -220,7 +268,7 @@ def main() -> None:
     if user_tunes_malloc():
         sys.exit("error: unset ENSO_MALLOC, GLIBC_TUNABLES, MALLOC_*_ and LD_PRELOAD's malloc to compare the allocator policies")
     runs = speed_children(args)
-    result = report(runs, accounting(args), args)
+    result = report(runs, {**accounting(args), **stages(args)}, args)
     if args.large:
         with tempfile.TemporaryDirectory() as tmp:
             for policy in POLICIES:
