@@ -17,7 +17,7 @@ class FactorizedPrior(GainedCodec):
 
     def __init__(self, config: CodecConfig):
         super().__init__(config)
-        self.entropy_bottleneck = EntropyBottleneck(config.M)
+        self.entropy_bottleneck = EntropyBottleneck(config.M, entropy_coder="ans")  # the file format is rANS, whatever compressai's global default
 
     def entropy(self, y):
         y_noisy, y_lik = self.entropy_bottleneck(y)

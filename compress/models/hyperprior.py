@@ -88,8 +88,8 @@ class _Hyperprior(GainedCodec):
         self.h_s = nn.Sequential(
             deconv(N, M), nn.LeakyReLU(inplace=True), deconv(M, M * 3 // 2), nn.LeakyReLU(inplace=True), conv(M * 3 // 2, out, 3, 1)
         )
-        self.entropy_bottleneck = EntropyBottleneck(N)
-        self.gaussian_conditional = GaussianConditional(None)
+        self.entropy_bottleneck = EntropyBottleneck(N, entropy_coder="ans")  # the file format is rANS, whatever compressai's global default
+        self.gaussian_conditional = GaussianConditional(None, entropy_coder="ans")
 
     def entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Training path: ẑ → (scales, means or None) from h_s in the caller's precision."""
