@@ -21,7 +21,10 @@
 # to 0 at 77,500); two threads, 256×256 crops, 2 h 36 min for these 16,000 steps (10 h 47 min in
 # all). In a seventh, resumed at 77,500 with --steps 91000 and at 77,825 with --steps 85000 (6.4e-5
 # linearly to 0 at 85,000, shortened to leave time for the MS-SSIM variant); two threads, 256×256
-# crops, 1 h 11 min for these 7,500 steps (11 h 57 min in all). The shipped weights are step 85,000.
+# crops, 1 h 11 min for these 7,500 steps (11 h 57 min in all). In the seventh's last minutes and an
+# eighth, resumed at 85,000 with --steps 100000 (1.15e-4) and at 85,500 with --steps 94000
+# --decay-start 0.62 (1.18e-4 linearly to 0 at 94,000); two threads, 256×256 crops, 1 h 28 min for
+# these 9,000 steps (13 h 25 min in all). The shipped weights are step 94,000.
 # Resumable: run it again with --resume to continue a killed run.
 #   ENSO_DATA=../shared/data scripts/train_codec.sh RUN_DIR [--resume] [more compress train flags]
 set -euo pipefail

@@ -7,9 +7,8 @@
 # constant for 30 % of the steps then linear decay to 0, bf16 autocast on the transforms (MS-SSIM
 # itself in fp32). Export against the base:
 #   compress export RUN -o compress/weights/mean_scale_msssim --base mean_scale --force
-# The shipped variant: 5,000 steps from mean_scale's 85,000-step weights (started with --steps 6000
-# and resumed at 1,100 with --steps 5000, the same schedule as 5000 from the start: 1e-4 to 1,500,
-# then linearly to 0); two threads, 49 min.
+# The shipped variant: this script as it stands (5,000 steps: 1e-4 to 1,500, then linearly to 0)
+# from mean_scale's 94,000-step weights; two threads, 46 min.
 # When mean_scale's weights change, this variant must be trained again from them (its test fails).
 # Resumable: run it again with --resume to continue a killed run.
 #   ENSO_DATA=../shared/data scripts/train_codec_msssim.sh RUN_DIR [--resume] [more compress train flags]
