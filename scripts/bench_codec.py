@@ -134,15 +134,15 @@ def stages(args) -> dict:
     """Medians over ``args.rounds`` of each step of our encode and decode, run one by one as
     :meth:`Codec.encode` / :meth:`Codec.decode` and the hyperprior's ``compress_latent`` /
     ``decompress_latent`` chain them: where the time goes, and which steps use one core only."""
+    from compress.container import quality_code
     from compress.models.hyperprior import decode_gaussian, encode_gaussian
+    from shared.throughput import count_gmacs
 
     codec, q, img = prepare(args)
     m = codec.model
     if not hasattr(m, "coding_parameters"):
         return {}
-    code = round(q * 65535)
-    gain, inv_gain = codec._gains(code)
-    H, W = img.shape[1:]
+    gain, inv_gain = codec._gains(quality_code(q))
     steps = {
         "encode: analysis g_a": lambda: codec.analyse(img),
         "encode: h_a, z coded and decoded": lambda: m.entropy_bottleneck.decompress(m.entropy_bottleneck.compress(codec._net(m.h_a, y)), z_size),
@@ -165,8 +165,6 @@ def stages(args) -> dict:
                 _, ms = timed(step)
                 if r:
                     times[name].append(ms)
-        from shared.throughput import count_gmacs
-
         analysis_gmacs = count_gmacs(codec.analyse, img)
     return {"analysis_gmacs": analysis_gmacs, **{f"stage_ms: {name}": statistics.median(t) for name, t in times.items()}}
 
