@@ -45,6 +45,22 @@ def test_refinement_is_deterministic_and_leaves_the_model_untouched(codec):
     assert all(p.grad is None for p in codec.model.parameters())
 
 
+def test_annealed_rounding_lies_between_the_grid_points_and_becomes_rounding():
+    from compress.refine import annealed_round
+
+    u = torch.linspace(-3.2, 3.2, 1001)
+    soft = annealed_round(u, 0.5, torch.Generator().manual_seed(1))
+    assert torch.all((soft >= u.floor()) & (soft <= u.floor() + 1))
+    assert torch.equal(soft, annealed_round(u, 0.5, torch.Generator().manual_seed(1)))
+    assert not torch.equal(soft, annealed_round(u, 0.5, torch.Generator().manual_seed(2)))
+    away = (u - u.round()).abs() < 0.4  # not at a tie
+    cold = annealed_round(u, 0.01, torch.Generator().manual_seed(1))
+    assert torch.allclose(cold[away], u.round()[away], atol=1e-4)
+    u.requires_grad_(True)
+    annealed_round(u, 0.3, torch.Generator().manual_seed(1)).sum().backward()
+    assert u.grad.abs().sum() > 0
+
+
 def test_quality_lambda_interpolates_the_trained_levels(codec):
     lambdas = codec.model.lambdas.tolist()
     assert codec.model.quality_lambda(0.0) == pytest.approx(lambdas[0])
