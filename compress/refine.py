@@ -31,9 +31,14 @@ TAU_MAX, TAU_END = 0.5, 0.23
 LR = 0.02
 
 
-def _bottleneck_bits(bottleneck, z: torch.Tensor) -> torch.Tensor:
-    """Bits of z (1, C, h, w) rounded about the bottleneck's medians, as coded; straight-through."""
-    z_hat = round_about(z, bottleneck._get_medians())
+def _bottleneck_bits(bottleneck, z: torch.Tensor, relax=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(bits, ẑ) of z (1, C, h, w) rounded about the bottleneck's medians as coded, straight-through;
+    or, given ``relax``, with z − median mapped through it instead."""
+    medians = bottleneck._get_medians()
+    if relax is None:
+        z_hat = round_about(z, medians)
+    else:
+        z_hat = relax(z - medians.detach()) + medians.detach()
     values = z_hat.permute(1, 0, 2, 3).reshape(z.shape[1], 1, -1)
     likelihood, _, _ = bottleneck._likelihood(values)
     return -bottleneck.likelihood_lower_bound(likelihood).log2().sum(), z_hat
@@ -69,14 +74,8 @@ def rd_cost(model, x: torch.Tensor, v: torch.Tensor, inv_gain: torch.Tensor, lam
         gc = model.gaussian_conditional
         likelihood = gc.likelihood_lower_bound(gc._likelihood(v_hat, scales, means))
         bits = z_bits - likelihood.log2().sum()
-    elif relax is None:
-        bits, v_hat = _bottleneck_bits(model.entropy_bottleneck, v)
     else:
-        medians = model.entropy_bottleneck._get_medians().detach()
-        v_hat = relax(v - medians) + medians
-        values = v_hat.permute(1, 0, 2, 3).reshape(v.shape[1], 1, -1)
-        likelihood, _, _ = model.entropy_bottleneck._likelihood(values)
-        bits = -model.entropy_bottleneck.likelihood_lower_bound(likelihood).log2().sum()
+        bits, v_hat = _bottleneck_bits(model.entropy_bottleneck, v, relax)
     H, W = size
     x_hat = synthesis(v_hat * inv_gain)[..., :H, :W]
     return lam * model.distortion(x_hat.clamp(0, 1), x[..., :H, :W]).sum() + bits / (H * W)
