@@ -31,14 +31,18 @@ TAU_MAX, TAU_END = 0.5, 0.23
 LR = 0.02
 
 
-def _bottleneck_bits(bottleneck, z: torch.Tensor, relax=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(bits, ẑ) of z (1, C, h, w) rounded about the bottleneck's medians as coded, straight-through;
-    or, given ``relax``, with z − median mapped through it instead."""
-    medians = bottleneck._get_medians()
+def _rounded(v: torch.Tensor, centre: torch.Tensor | float, relax=None) -> torch.Tensor:
+    """v rounded about ``centre`` as coded (straight-through), or with v − centre mapped through
+    ``relax`` (the centre held fixed)."""
     if relax is None:
-        z_hat = round_about(z, medians)
-    else:
-        z_hat = relax(z - medians.detach()) + medians.detach()
+        return round_about(v, centre)
+    centre = centre.detach() if torch.is_tensor(centre) else centre
+    return relax(v - centre) + centre
+
+
+def _bottleneck_bits(bottleneck, z: torch.Tensor, relax=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(bits, ẑ) of z (1, C, h, w) rounded about the bottleneck's medians by :func:`_rounded`."""
+    z_hat = _rounded(z, bottleneck._get_medians(), relax)
     values = z_hat.permute(1, 0, 2, 3).reshape(z.shape[1], 1, -1)
     likelihood, _, _ = bottleneck._likelihood(values)
     return -bottleneck.likelihood_lower_bound(likelihood).log2().sum(), z_hat
@@ -66,11 +70,7 @@ def rd_cost(model, x: torch.Tensor, v: torch.Tensor, inv_gain: torch.Tensor, lam
     if hasattr(model, "gaussian_conditional"):
         z_bits, z_hat = _bottleneck_bits(model.entropy_bottleneck, model.h_a(v))
         scales, means = model.entropy_parameters(z_hat)
-        if relax is None:
-            v_hat = round_about(v, means if means is not None else 0.0)
-        else:
-            centre = means.detach() if means is not None else 0.0
-            v_hat = relax(v - centre) + centre
+        v_hat = _rounded(v, means if means is not None else 0.0, relax)
         gc = model.gaussian_conditional
         likelihood = gc.likelihood_lower_bound(gc._likelihood(v_hat, scales, means))
         bits = z_bits - likelihood.log2().sum()
@@ -85,8 +85,8 @@ def refine_latent(model, x: torch.Tensor, y: torch.Tensor, quality: float, steps
                   size: tuple[int, int] | None = None, lr: float = LR, seed: int = 0) -> torch.Tensor:
     """The un-gained latent ``y`` = g_a(x) (1, M, h, w) of the padded image ``x`` (1, 3, 16h, 16w)
     in [0, 1], whose first ``size`` = (H, W) pixels are the image (default: all), after ``steps``
-    Adam steps on :func:`rd_cost` at ``quality`` under annealed rounding (temperature min(TAU_MAX, exp(−c·t)),
-    c set so the last step is at TAU_END). Returns the refined latent or
+    Adam steps on :func:`rd_cost` at ``quality`` under annealed rounding of y (temperature
+    min(TAU_MAX, exp(−c·t)), c set so the last step is at TAU_END). Returns the refined latent or
     the starting one, whichever the rounded cost prefers, so the estimated cost never rises; the
     same inputs and seed give the same latent."""
     size = size or tuple(x.shape[-2:])
