@@ -20,7 +20,6 @@ Images are float tensors (C, H, W) in [0, 1], C ∈ {1, 3, 4}.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import zlib
 from pathlib import Path
@@ -30,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from shared.allocator import reuse_freed_memory
-from shared.checkpoint import load_exported
+from shared.checkpoint import load_exported, tensors_sha256
 from shared.errors import UserError
 from shared.precision import cpu_has_native_bf16
 from shared.tiling import tiled
@@ -60,12 +59,7 @@ def weights_folder(name_or_path: str | Path) -> Path:
 
 def weights_hash(model: torch.nn.Module) -> bytes:
     """First 8 bytes of SHA-256 over the model's state (names, dtypes, shapes, values)."""
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.digest()[:8]
+    return bytes.fromhex(tensors_sha256(model.state_dict()))[:8]
 
 
 class Codec:

@@ -21,7 +21,8 @@ import math
 
 import torch
 
-from .models.base import round_about
+from .models.base import bottleneck_likelihood, round_about
+from .models.hyperprior import gaussian_likelihood
 
 #: largest padded image (pixels) refined in one piece; refinement holds the decoder's activations
 MAX_PIXELS = 4_000_000
@@ -43,9 +44,7 @@ def _rounded(v: torch.Tensor, centre: torch.Tensor | float, relax=None) -> torch
 def _bottleneck_bits(bottleneck, z: torch.Tensor, relax=None) -> tuple[torch.Tensor, torch.Tensor]:
     """(bits, ẑ) of z (1, C, h, w) rounded about the bottleneck's medians by :func:`_rounded`."""
     z_hat = _rounded(z, bottleneck._get_medians(), relax)
-    values = z_hat.permute(1, 0, 2, 3).reshape(z.shape[1], 1, -1)
-    likelihood, _, _ = bottleneck._likelihood(values)
-    return -bottleneck.likelihood_lower_bound(likelihood).log2().sum(), z_hat
+    return -bottleneck_likelihood(bottleneck, z_hat).log2().sum(), z_hat
 
 
 def annealed_round(u: torch.Tensor, tau: float, generator: torch.Generator) -> torch.Tensor:
@@ -71,9 +70,7 @@ def rd_cost(model, x: torch.Tensor, v: torch.Tensor, inv_gain: torch.Tensor, lam
         z_bits, z_hat = _bottleneck_bits(model.entropy_bottleneck, model.h_a(v))
         scales, means = model.entropy_parameters(z_hat)
         v_hat = _rounded(v, means if means is not None else 0.0, relax)
-        gc = model.gaussian_conditional
-        likelihood = gc.likelihood_lower_bound(gc._likelihood(v_hat, scales, means))
-        bits = z_bits - likelihood.log2().sum()
+        bits = z_bits - gaussian_likelihood(model.gaussian_conditional, v_hat, scales, means).log2().sum()
     else:
         bits, v_hat = _bottleneck_bits(model.entropy_bottleneck, v, relax)
     H, W = size

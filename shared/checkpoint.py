@@ -158,8 +158,14 @@ def load_exported(folder: str | os.PathLike, device: str | torch.device = "cpu")
     return model.to(device).eval()
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 (hex) over named tensors: names in sorted order, each with its dtype, shape and bytes."""
+    h = hashlib.sha256()
+    for name, t in sorted(tensors.items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def full_export(base: str | os.PathLike) -> Path:
@@ -175,9 +181,10 @@ def full_export(base: str | os.PathLike) -> Path:
 def keep_changes_from(folder: str | os.PathLike, base: str | os.PathLike) -> int:
     """Rewrite the export in ``folder`` to hold only the tensors that differ from the export in
     ``base`` (in name, dtype, shape or value), recording base's path (relative to ``folder``) and
-    the SHA-256 of its weights file in ``model.json``; returns how many tensors were kept.
-    :func:`load_exported` then takes the missing tensors from ``base`` and refuses a base whose
-    weights file changed since."""
+    the SHA-256 of the tensors it takes from base (:func:`tensors_sha256`) in ``model.json``;
+    returns how many tensors were kept. :func:`load_exported` then takes the missing tensors from
+    ``base`` and refuses a base in which any of them changed since (base's other tensors may change:
+    a variant that ships its own transforms survives new transforms in its base)."""
     folder = Path(folder)
     base_file = full_export(base)
     own, theirs = load_file(str(folder / "model.safetensors")), load_file(str(base_file))
@@ -185,7 +192,9 @@ def keep_changes_from(folder: str | os.PathLike, base: str | os.PathLike) -> int
                if k not in theirs or v.dtype != theirs[k].dtype or v.shape != theirs[k].shape or not torch.equal(v, theirs[k])}
     save_safetensors(changed, folder / "model.safetensors")
     meta = json.loads((folder / "model.json").read_text())
-    meta.update(base=os.path.relpath(Path(base).resolve(), folder.resolve()), base_sha256=file_sha256(base_file))
+    taken = {k: v for k, v in theirs.items() if k not in changed}
+    meta.pop("base_sha256", None)
+    meta.update(base=os.path.relpath(Path(base).resolve(), folder.resolve()), base_tensors_sha256=tensors_sha256(taken))
     save_json(meta, folder / "model.json")
     return len(changed)
 
@@ -198,6 +207,7 @@ def _with_base(folder: Path, meta: dict[str, Any], state: dict[str, torch.Tensor
     base_file = base / "model.safetensors"
     if not base_file.is_file():
         raise UserError(f"{folder} holds changes to the weights in {base}, which are missing; restore them or export {folder} in full")
-    if file_sha256(base_file) != meta.get("base_sha256"):
+    taken = {k: v for k, v in load_file(str(base_file)).items() if k not in state}
+    if tensors_sha256(taken) != meta.get("base_tensors_sha256"):
         raise UserError(f"{folder} holds changes to other weights than those now in {base}; export it again against them")
-    return {**load_file(str(base_file)), **state}
+    return {**taken, **state}

@@ -106,6 +106,23 @@ def test_variant_refuses_a_changed_or_missing_base(tmp_path, shipped):
         Codec.load(weights / "tiny_msssim")
 
 
+def test_variant_survives_new_transforms_in_its_base(tmp_path, shipped):
+    """The variant ships its own transforms and takes only the hyperprior and entropy models from
+    its base, so a base re-shipped with better transforms leaves the variant loading as before."""
+    weights = tmp_path / "weights"
+    shutil.copytree(shipped["weights"], weights)
+    before = load_exported(weights / "tiny_msssim").state_dict()
+    base_file = weights / "tiny" / "model.safetensors"
+    tensors = load_file(str(base_file))
+    tensors["g_a.0.bias"] = tensors["g_a.0.bias"] + 1
+    tensors["log_gain"] = tensors["log_gain"] + 1
+    from shared.checkpoint import save_safetensors
+
+    save_safetensors(tensors, base_file)
+    after = load_exported(weights / "tiny_msssim").state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+
 def test_export_refuses_a_variant_as_base_before_writing(tmp_path, shipped):
     out = tmp_path / "out"
     done = compress_cli("export", shipped["variant_run"], "-o", out, "--base", shipped["variant"])

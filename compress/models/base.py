@@ -3,8 +3,9 @@
 A codec maps an image x (B, 3, H, W) in [0, 1] (H, W divisible by 64) to a latent y = g_a(x) of
 M channels at 1/16 resolution, entropy-codes round(y) under a learned model, and decodes
 x̂ = g_s(ŷ). Subclasses supply the entropy model: :meth:`GainedCodec.entropy` for training
-(likelihoods under CompressAI's additive-noise proxy for rounding; g_s sees either the same noisy
-y or, by default, y rounded as when coding with a straight-through gradient, Minnen & Singh 2020) and
+(likelihoods under CompressAI's additive-noise proxy for rounding, or with ``rate_input="round"``
+at the values coding rounds to; g_s sees either the same noisy y or, by default, y rounded as
+when coding with a straight-through gradient, Minnen & Singh 2020) and
 :meth:`~GainedCodec.compress_latent` / :meth:`~GainedCodec.decompress_latent` for real bitstreams.
 
 Variable rate (Cui et al. 2021, gain units): ``lambdas`` trade-offs train at once, each with a
@@ -41,6 +42,12 @@ class CodecConfig:
         default="round",
         metadata={"help": "what g_s sees in training: round(y - mean) + mean with a straight-through gradient (as when coding) or y + uniform noise"},
     )
+    rate_input: Literal["noise", "round"] = field(
+        default="noise",
+        metadata={"help": "where the rate term evaluates the likelihoods in training: at y + uniform noise (CompressAI's proxy) "
+                          "or at y rounded as when coding, with a straight-through gradient (the bits the file pays; for "
+                          "fine-tuning a trained codec, e.g. with --model-train-only transforms)"},
+    )
     train_only: Literal["all", "transforms"] = field(
         default="all",
         metadata={"help": "transforms: train g_a, g_s and the gains only, keeping the hyperprior and entropy models as initialised "
@@ -52,6 +59,15 @@ def round_about(y: torch.Tensor, offset: torch.Tensor | float) -> torch.Tensor:
     """y rounded to the integer grid shifted by ``offset`` (a mean or median), as coding rounds it;
     the gradient passes straight through."""
     return quantize_ste(y - offset) + offset
+
+
+def bottleneck_likelihood(bottleneck, z_hat: torch.Tensor) -> torch.Tensor:
+    """Likelihoods (B, C, h, w), lower-bounded, of values ``z_hat`` (B, C, h, w) under CompressAI's
+    ``EntropyBottleneck`` ``bottleneck`` (one density per channel), without its quantisation: the
+    caller decides where they lie (e.g. rounded about the medians as coded, :func:`round_about`)."""
+    B, C = z_hat.shape[:2]
+    likelihood, _, _ = bottleneck._likelihood(z_hat.transpose(0, 1).reshape(C, 1, -1))
+    return bottleneck.likelihood_lower_bound(likelihood).reshape(C, B, *z_hat.shape[2:]).transpose(0, 1)
 
 
 def conv(cin: int, cout: int, k: int = 5, s: int = 2) -> nn.Conv2d:
@@ -198,6 +214,10 @@ class GainedCodec(TrainableModel, CompressionModel):
         if self.config.decoder_input == "noise" or not self.training:
             return y_noisy
         return round_about(y, offset)
+
+    def rates_rounded(self) -> bool:
+        """Whether this training step's rate term sees the latents rounded as coded (``rate_input="round"``)."""
+        return self.training and self.config.rate_input == "round"
 
     # -- the CompressAI protocol -----------------------------------------------------------------
     def forward(self, x: torch.Tensor, q: torch.Tensor | float = 1.0) -> dict:

@@ -20,7 +20,7 @@ from torch import nn
 
 from shared.registry import register
 
-from .base import CodecConfig, GainedCodec, conv, deconv
+from .base import CodecConfig, GainedCodec, bottleneck_likelihood, conv, deconv, round_about
 from .integer_synthesis import IntegerSynthesis
 
 
@@ -38,6 +38,12 @@ def scale_indexes(table: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     t = table.double()
     mids = (t[:-1] * t[1:]).sqrt()
     return torch.searchsorted(mids, scales.double().contiguous(), right=False).int()
+
+
+def gaussian_likelihood(gc: GaussianConditional, y_hat: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None) -> torch.Tensor:
+    """Likelihoods of values ``y_hat`` under ``gc``'s Gaussians (``scales``, ``means``), lower-bounded
+    as in training, without ``gc``'s own quantisation (the caller places ``y_hat``)."""
+    return gc.likelihood_lower_bound(gc._likelihood(y_hat, scales, means))
 
 
 def coder_tables(gc: GaussianConditional) -> tuple[list, list, list]:
@@ -98,6 +104,13 @@ class _Hyperprior(GainedCodec):
 
     def entropy(self, y):
         z = self.h_a(y)
+        if self.rates_rounded():
+            z_hat = round_about(z, self.entropy_bottleneck._get_medians())
+            scales, means = self.entropy_parameters(z_hat)
+            y_hat = round_about(y, means if means is not None else 0.0)
+            likelihoods = {"y": gaussian_likelihood(self.gaussian_conditional, y_hat, scales, means),
+                           "z": bottleneck_likelihood(self.entropy_bottleneck, z_hat)}
+            return y_hat, likelihoods
         z_hat, z_lik = self.entropy_bottleneck(z)
         scales, means = self.entropy_parameters(z_hat)
         y_noisy, y_lik = self.gaussian_conditional(y, scales, means=means)
