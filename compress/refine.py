@@ -21,7 +21,7 @@ import math
 
 import torch
 
-from .models.base import bottleneck_likelihood, round_about
+from .models.base import annealed_round, bottleneck_likelihood, round_about
 from .models.hyperprior import gaussian_likelihood
 
 #: largest padded image (pixels) refined in one piece; refinement holds the decoder's activations
@@ -45,19 +45,6 @@ def _bottleneck_bits(bottleneck, z: torch.Tensor, relax=None) -> tuple[torch.Ten
     """(bits, ẑ) of z (1, C, h, w) rounded about the bottleneck's medians by :func:`_rounded`."""
     z_hat = _rounded(z, bottleneck._get_medians(), relax)
     return -bottleneck_likelihood(bottleneck, z_hat).log2().sum(), z_hat
-
-
-def annealed_round(u: torch.Tensor, tau: float, generator: torch.Generator) -> torch.Tensor:
-    """u relaxed towards floor(u) or floor(u) + 1: a two-way Gumbel-softmax sample at temperature
-    ``tau`` whose logits, −atanh(distance)/tau, favour the nearer point (Yang et al. 2020); as tau → 0
-    it becomes rounding. Differentiable in u."""
-    low = torch.floor(u)
-    eps = 1e-5
-    logit_low = -torch.atanh((u - low).clamp(eps, 1 - eps)) / tau
-    logit_high = -torch.atanh((low + 1 - u).clamp(eps, 1 - eps)) / tau
-    uniform = torch.rand(u.shape, generator=generator).clamp(eps, 1 - eps)
-    logistic = uniform.log() - (-uniform).log1p()  # the difference of two Gumbel samples
-    return low + torch.sigmoid((logit_high - logit_low + logistic) / tau)
 
 
 def rd_cost(model, x: torch.Tensor, v: torch.Tensor, inv_gain: torch.Tensor, lam: float, synthesis,

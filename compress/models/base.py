@@ -40,14 +40,17 @@ class CodecConfig:
     aux_lr: float = 1e-3
     decoder_input: Literal["round", "noise"] = field(
         default="round",
-        metadata={"help": "what g_s sees in training: round(y - mean) + mean with a straight-through gradient (as when coding) or y + uniform noise"},
+        metadata={"help": "what g_s sees in training: round(y - mean) + mean with a straight-through gradient (as when coding) "
+                          "or the rate term's sample (y + uniform noise under --model-rate-input noise)"},
     )
-    rate_input: Literal["noise", "round"] = field(
+    rate_input: Literal["noise", "round", "annealed"] = field(
         default="noise",
-        metadata={"help": "where the rate term evaluates the likelihoods in training: at y + uniform noise (CompressAI's proxy) "
-                          "or at y rounded as when coding, with a straight-through gradient (the bits the file pays; for "
-                          "fine-tuning a trained codec, e.g. with --model-train-only transforms)"},
+        metadata={"help": "where the rate term evaluates the likelihoods in training: at y + uniform noise (CompressAI's proxy), "
+                          "at y rounded as when coding with a straight-through gradient (the bits the file pays), or (annealed) "
+                          "at y relaxed to a Gumbel-softmax sample between its two grid points at temperature --model-anneal-tau "
+                          "(as compress encode --refine optimises a latent; for fine-tuning a trained codec)"},
     )
+    anneal_tau: float = field(default=0.3, metadata={"help": "temperature of rate_input=annealed (towards 0: rounding)"})
     train_only: Literal["all", "transforms"] = field(
         default="all",
         metadata={"help": "transforms: train g_a, g_s and the gains only, keeping the hyperprior and entropy models as initialised "
@@ -59,6 +62,19 @@ def round_about(y: torch.Tensor, offset: torch.Tensor | float) -> torch.Tensor:
     """y rounded to the integer grid shifted by ``offset`` (a mean or median), as coding rounds it;
     the gradient passes straight through."""
     return quantize_ste(y - offset) + offset
+
+
+def annealed_round(u: torch.Tensor, tau: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """u relaxed towards floor(u) or floor(u) + 1: a two-way Gumbel-softmax sample at temperature
+    ``tau`` whose logits, −atanh(distance)/tau, favour the nearer point (Yang et al. 2020); as tau → 0
+    it becomes rounding. Differentiable in u."""
+    low = torch.floor(u)
+    eps = 1e-5
+    logit_low = -torch.atanh((u - low).clamp(eps, 1 - eps)) / tau
+    logit_high = -torch.atanh((low + 1 - u).clamp(eps, 1 - eps)) / tau
+    uniform = torch.rand(u.shape, generator=generator, device=u.device).clamp(eps, 1 - eps)
+    logistic = uniform.log() - (-uniform).log1p()  # the difference of two Gumbel samples
+    return low + torch.sigmoid((logit_high - logit_low + logistic) / tau)
 
 
 def bottleneck_likelihood(bottleneck, z_hat: torch.Tensor) -> torch.Tensor:
@@ -208,16 +224,25 @@ class GainedCodec(TrainableModel, CompressionModel):
         raise NotImplementedError
 
     def decoder_input(self, y: torch.Tensor, y_noisy: torch.Tensor, offset: torch.Tensor | float) -> torch.Tensor:
-        """ŷ for g_s in training: ``y_noisy`` (y + U(-½, ½)) under ``decoder_input="noise"``, else y
+        """ŷ for g_s in training: ``y_noisy`` (the rate term's sample: y + U(-½, ½), or y relaxed
+        under ``rate_input="annealed"``) under ``decoder_input="noise"``, else y
         rounded about ``offset`` (the coded mean or median) exactly as :meth:`compress_latent` rounds
         it, with the gradient passed straight through."""
         if self.config.decoder_input == "noise" or not self.training:
             return y_noisy
         return round_about(y, offset)
 
-    def rates_rounded(self) -> bool:
-        """Whether this training step's rate term sees the latents rounded as coded (``rate_input="round"``)."""
-        return self.training and self.config.rate_input == "round"
+    def training_rounding(self):
+        """How this training step places y about its centre (mean or median) for the rate term:
+        None under ``rate_input="noise"`` (CompressAI's additive noise) or when not training, else
+        a map of y − centre: straight-through rounding (``"round"``) or the annealed relaxation
+        (``"annealed"``, :func:`annealed_round` at ``anneal_tau``)."""
+        if not self.training or self.config.rate_input == "noise":
+            return None
+        if self.config.rate_input == "round":
+            return quantize_ste
+        tau = self.config.anneal_tau
+        return lambda u: annealed_round(u, tau)
 
     # -- the CompressAI protocol -----------------------------------------------------------------
     def forward(self, x: torch.Tensor, q: torch.Tensor | float = 1.0) -> dict:

@@ -6,7 +6,7 @@ from compressai.entropy_models import EntropyBottleneck
 
 from shared.registry import register
 
-from .base import CodecConfig, GainedCodec, bottleneck_likelihood, round_about
+from .base import CodecConfig, GainedCodec, bottleneck_likelihood
 
 
 @register("factorized", CodecConfig)
@@ -20,9 +20,11 @@ class FactorizedPrior(GainedCodec):
         self.entropy_bottleneck = EntropyBottleneck(config.M, entropy_coder="ans")  # the file format is rANS, whatever compressai's global default
 
     def entropy(self, y):
-        if self.rates_rounded():
-            y_hat = round_about(y, self.entropy_bottleneck._get_medians())
-            return y_hat, {"y": bottleneck_likelihood(self.entropy_bottleneck, y_hat)}
+        relax = self.training_rounding()
+        if relax is not None:
+            medians = self.entropy_bottleneck._get_medians()
+            y_relaxed = relax(y - medians) + medians
+            return self.decoder_input(y, y_relaxed, medians), {"y": bottleneck_likelihood(self.entropy_bottleneck, y_relaxed)}
         y_noisy, y_lik = self.entropy_bottleneck(y)
         return self.decoder_input(y, y_noisy, self.entropy_bottleneck._get_medians()), {"y": y_lik}
 

@@ -104,13 +104,15 @@ class _Hyperprior(GainedCodec):
 
     def entropy(self, y):
         z = self.h_a(y)
-        if self.rates_rounded():
+        relax = self.training_rounding()
+        if relax is not None:  # z rounded straight-through, y by relax
             z_hat = round_about(z, self.entropy_bottleneck._get_medians())
             scales, means = self.entropy_parameters(z_hat)
-            y_hat = round_about(y, means if means is not None else 0.0)
-            likelihoods = {"y": gaussian_likelihood(self.gaussian_conditional, y_hat, scales, means),
+            centre = means if means is not None else 0.0
+            y_relaxed = relax(y - centre) + centre
+            likelihoods = {"y": gaussian_likelihood(self.gaussian_conditional, y_relaxed, scales, means),
                            "z": bottleneck_likelihood(self.entropy_bottleneck, z_hat)}
-            return y_hat, likelihoods
+            return self.decoder_input(y, y_relaxed, centre), likelihoods
         z_hat, z_lik = self.entropy_bottleneck(z)
         scales, means = self.entropy_parameters(z_hat)
         y_noisy, y_lik = self.gaussian_conditional(y, scales, means=means)
