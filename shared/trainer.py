@@ -11,6 +11,7 @@ A run folder holds ``config.json``, ``checkpoint.pt``, ``metrics.csv`` and ``exp
 from __future__ import annotations
 
 import csv
+import json
 import math
 import random
 import time
@@ -146,6 +147,13 @@ class Trainer:
 
     def _resume(self, path: Path) -> None:
         ckpt = load_checkpoint(path)
+        saved, now = json.loads(json.dumps(ckpt["config"]["model"])), json.loads(json.dumps(describe(self.model)))
+        if saved != now:  # the weights may fit while the objective or the trained parts differ
+            keys = sorted(set(saved["config"]) | set(now["config"]))
+            changed = [f"{k} {saved['config'].get(k)!r} (given {now['config'].get(k)!r})" for k in keys if saved["config"].get(k) != now["config"].get(k)]
+            if saved["name"] != now["name"]:
+                changed.insert(0, f"model {saved['name']!r} (given {now['name']!r})")
+            raise UserError(f"{path} was trained with {'; '.join(changed)}: resume with the run's own model flags (its config.json)")
         try:
             self.model.load_state_dict(ckpt["model"])
         except RuntimeError as e:

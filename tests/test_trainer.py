@@ -63,6 +63,16 @@ def test_existing_run_is_not_overwritten_without_resume(tmp_path):
         Trainer(digits_vae(), digits(), CFG, tmp_path / "new", resume=True)
 
 
+def test_resume_refuses_another_model_config_in_one_line(tmp_path):
+    """The same weights shapes with another objective: resuming must not mix the two runs."""
+    Trainer(digits_vae(), digits(), dataclasses.replace(CFG, steps=2), tmp_path / "run").fit()
+    seed_everything(0)
+    other = registry.build("vae", {"input_shape": (1, 8, 8), "widths": (16, 32), "latent_dim": 4, "beta": 4.0})
+    with pytest.raises(UserError, match=r"beta 1\.0 \(given 4\.0\).*config\.json") as e:
+        Trainer(other, digits(), CFG, tmp_path / "run", resume=True)
+    assert "\n" not in str(e.value)
+
+
 def test_checkpoint_loads_weights_only_and_export_round_trips(tmp_path):
     trainer = Trainer(digits_vae(), digits(), dataclasses.replace(CFG, steps=5), tmp_path / "run")
     trainer.fit()
