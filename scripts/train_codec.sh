@@ -24,7 +24,15 @@
 # crops, 1 h 11 min for these 7,500 steps (11 h 57 min in all). In the seventh's last minutes and an
 # eighth, resumed at 85,000 with --steps 100000 (1.15e-4) and at 85,500 with --steps 94000
 # --decay-start 0.62 (1.18e-4 linearly to 0 at 94,000); two threads, 256×256 crops, 1 h 28 min for
-# these 9,000 steps (13 h 25 min in all). The shipped weights are step 94,000.
+# these 9,000 steps (13 h 25 min in all). Those step-94,000 weights (in git at fd3147c) were then
+# fine-tuned in a later session with g_a, g_s and the gains trained alone on the rate at annealed
+# latents (the hyperprior and entropy models kept, so the MS-SSIM variant still fits):
+#   scripts/train_codec.sh RUN --init mean_scale --model-train-only transforms --model-rate-input annealed \
+#     --crop 256 --threads 2 --steps 9000 --lr 3e-5 --decay-start 0.3
+# (--init the step-94,000 weights), resumed at 1,325 with the same flags and --steps 5600 (3e-5 to
+# 1,680, then linearly to 0 at 5,600) to finish within the session;
+# two threads, 256×256 crops, 1 h 27 min for these 5,600 steps (14 h 52 min in all). The shipped
+# weights are that fine-tune's last step (99,600 steps in all; its model.json counts the fine-tune's 5,600).
 # Resumable: run it again with --resume to continue a killed run.
 #   ENSO_DATA=../shared/data scripts/train_codec.sh RUN_DIR [--resume] [more compress train flags]
 set -euo pipefail

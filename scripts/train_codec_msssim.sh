@@ -8,8 +8,10 @@
 # itself in fp32). Export against the base:
 #   compress export RUN -o compress/weights/mean_scale_msssim --base mean_scale --force
 # The shipped variant: this script as it stands (5,000 steps: 1e-4 to 1,500, then linearly to 0)
-# from mean_scale's 94,000-step weights; two threads, 46 min.
-# When mean_scale's weights change, this variant must be trained again from them (its test fails).
+# from mean_scale's 94,000-step weights; two threads, 46 min. (mean_scale's later fine-tune changed
+# only its transforms and gains, which the variant does not take from it.)
+# When mean_scale's hyperprior or entropy models change, this variant must be trained again from
+# them (it then refuses to load, and its test fails).
 # Resumable: run it again with --resume to continue a killed run.
 #   ENSO_DATA=../shared/data scripts/train_codec_msssim.sh RUN_DIR [--resume] [more compress train flags]
 set -euo pipefail
