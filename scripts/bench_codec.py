@@ -263,6 +263,8 @@ def main() -> None:
     if args.child:
         Path(args.json).write_text(json.dumps(speed(args)))
         return
+    if not Path(args.image).is_file():
+        sys.exit(f"error: image {args.image} does not exist; set ENSO_DATA to the folder holding kodak/ or give --image")
     if user_tunes_malloc():
         sys.exit("error: unset ENSO_MALLOC, GLIBC_TUNABLES, MALLOC_*_ and LD_PRELOAD's malloc to compare the allocator policies")
     runs = speed_children(args)
