@@ -20,9 +20,9 @@ from __future__ import annotations
 import math
 
 import torch
+from compressai.ops import quantize_ste
 
-from .models.base import annealed_round, bottleneck_likelihood, round_about
-from .models.hyperprior import gaussian_likelihood
+from .models.base import annealed_round
 
 #: largest padded image (pixels) refined in one piece; refinement holds the decoder's activations
 MAX_PIXELS = 4_000_000
@@ -32,34 +32,15 @@ TAU_MAX, TAU_END = 0.5, 0.23
 LR = 0.02
 
 
-def _rounded(v: torch.Tensor, centre: torch.Tensor | float, relax=None) -> torch.Tensor:
-    """v rounded about ``centre`` as coded (straight-through), or with v − centre mapped through
-    ``relax`` (the centre held fixed)."""
-    if relax is None:
-        return round_about(v, centre)
-    centre = centre.detach() if torch.is_tensor(centre) else centre
-    return relax(v - centre) + centre
-
-
-def _bottleneck_bits(bottleneck, z: torch.Tensor, relax=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(bits, ẑ) of z (1, C, h, w) rounded about the bottleneck's medians by :func:`_rounded`."""
-    z_hat = _rounded(z, bottleneck._get_medians(), relax)
-    return -bottleneck_likelihood(bottleneck, z_hat).log2().sum(), z_hat
-
-
 def rd_cost(model, x: torch.Tensor, v: torch.Tensor, inv_gain: torch.Tensor, lam: float, synthesis,
             size: tuple[int, int], relax=None) -> torch.Tensor:
     """λ·distortion + bpp of coding the gained latent ``v`` (1, M, h, w) (g_a's output times the
     quality's gain) of the padded image ``x`` (1, 3, 16h, 16w) in [0, 1] whose first ``size``
     = (H, W) pixels are the image; ``synthesis`` runs g_s (so the caller picks its precision).
-    ``relax`` maps y − mean to its relaxed rounding; None rounds it as the file does."""
-    if hasattr(model, "gaussian_conditional"):
-        z_bits, z_hat = _bottleneck_bits(model.entropy_bottleneck, model.h_a(v))
-        scales, means = model.entropy_parameters(z_hat)
-        v_hat = _rounded(v, means if means is not None else 0.0, relax)
-        bits = z_bits - gaussian_likelihood(model.gaussian_conditional, v_hat, scales, means).log2().sum()
-    else:
-        bits, v_hat = _bottleneck_bits(model.entropy_bottleneck, v, relax)
+    ``relax`` maps y − mean to its relaxed rounding (the mean held fixed); None rounds it as the
+    file does."""
+    v_hat, likelihoods, _ = model.placed_entropy(v, relax or quantize_ste, hold_centre=relax is not None)
+    bits = -sum(lik.log2().sum() for lik in likelihoods.values())
     H, W = size
     x_hat = synthesis(v_hat * inv_gain)[..., :H, :W]
     return lam * model.distortion(x_hat.clamp(0, 1), x[..., :H, :W]).sum() + bits / (H * W)

@@ -3,8 +3,8 @@
 A codec maps an image x (B, 3, H, W) in [0, 1] (H, W divisible by 64) to a latent y = g_a(x) of
 M channels at 1/16 resolution, entropy-codes round(y) under a learned model, and decodes
 x̂ = g_s(ŷ). Subclasses supply the entropy model: :meth:`GainedCodec.entropy` for training
-(likelihoods under CompressAI's additive-noise proxy for rounding, or with ``rate_input="round"``
-at the values coding rounds to; g_s sees either the same noisy y or, by default, y rounded as
+(likelihoods under CompressAI's additive-noise proxy for rounding; with ``rate_input`` "round" or
+"annealed", :meth:`GainedCodec.placed_entropy` instead, at y rounded as coded or relaxed; g_s sees either the same noisy y or, by default, y rounded as
 when coding with a straight-through gradient, Minnen & Singh 2020) and
 :meth:`~GainedCodec.compress_latent` / :meth:`~GainedCodec.decompress_latent` for real bitstreams.
 
@@ -75,6 +75,15 @@ def annealed_round(u: torch.Tensor, tau: float, generator: torch.Generator | Non
     uniform = torch.rand(u.shape, generator=generator, device=u.device).clamp(eps, 1 - eps)
     logistic = uniform.log() - (-uniform).log1p()  # the difference of two Gumbel samples
     return low + torch.sigmoid((logit_high - logit_low + logistic) / tau)
+
+
+def place(v: torch.Tensor, centre: torch.Tensor | float, relax, hold_centre: bool = False) -> torch.Tensor:
+    """``relax(v − centre) + centre``: ``relax`` = ``quantize_ste`` rounds about the centre as coding
+    does (straight-through), :func:`annealed_round` relaxes; ``hold_centre`` keeps the gradient
+    from flowing into the centre."""
+    if hold_centre and torch.is_tensor(centre):
+        centre = centre.detach()
+    return relax(v - centre) + centre
 
 
 def bottleneck_likelihood(bottleneck, z_hat: torch.Tensor) -> torch.Tensor:
@@ -223,6 +232,12 @@ class GainedCodec(TrainableModel, CompressionModel):
         """Byte strings + latent size (h, w) → ŷ (1, M, h, w) fp32."""
         raise NotImplementedError
 
+    def placed_entropy(self, y: torch.Tensor, relax, hold_centre: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | float]:
+        """y (B, M, h, w) placed about its coded centre by :func:`place` (any hyper-latent rounded
+        as coded, straight-through) → (ŷ, {name: likelihoods of the placed values}, the centre):
+        with ``relax=quantize_ste`` the bits the file pays, up to the coder's tables."""
+        raise NotImplementedError
+
     def decoder_input(self, y: torch.Tensor, y_noisy: torch.Tensor, offset: torch.Tensor | float) -> torch.Tensor:
         """ŷ for g_s in training: ``y_noisy`` (the rate term's sample: y + U(-½, ½), or y relaxed
         under ``rate_input="annealed"``) under ``decoder_input="noise"``, else y
@@ -252,7 +267,12 @@ class GainedCodec(TrainableModel, CompressionModel):
         gain, inv_gain = self.gains(q)
         y = self.g_a(x).float() * gain
         with torch.autocast(x.device.type, enabled=False):
-            y_hat, likelihoods = self.entropy(y)
+            relax = self.training_rounding()
+            if relax is None:
+                y_hat, likelihoods = self.entropy(y)
+            else:
+                y_relaxed, likelihoods, centre = self.placed_entropy(y, relax)
+                y_hat = self.decoder_input(y, y_relaxed, centre)
         x_hat = self.g_s(y_hat * inv_gain)
         return {"x_hat": x_hat.float(), "likelihoods": likelihoods}
 

@@ -6,7 +6,7 @@ from compressai.entropy_models import EntropyBottleneck
 
 from shared.registry import register
 
-from .base import CodecConfig, GainedCodec, bottleneck_likelihood
+from .base import CodecConfig, GainedCodec, bottleneck_likelihood, place
 
 
 @register("factorized", CodecConfig)
@@ -19,12 +19,12 @@ class FactorizedPrior(GainedCodec):
         super().__init__(config)
         self.entropy_bottleneck = EntropyBottleneck(config.M, entropy_coder="ans")  # the file format is rANS, whatever compressai's global default
 
+    def placed_entropy(self, y, relax, hold_centre=False):
+        medians = self.entropy_bottleneck._get_medians()
+        y_hat = place(y, medians, relax, hold_centre)
+        return y_hat, {"y": bottleneck_likelihood(self.entropy_bottleneck, y_hat)}, medians
+
     def entropy(self, y):
-        relax = self.training_rounding()
-        if relax is not None:
-            medians = self.entropy_bottleneck._get_medians()
-            y_relaxed = relax(y - medians) + medians
-            return self.decoder_input(y, y_relaxed, medians), {"y": bottleneck_likelihood(self.entropy_bottleneck, y_relaxed)}
         y_noisy, y_lik = self.entropy_bottleneck(y)
         return self.decoder_input(y, y_noisy, self.entropy_bottleneck._get_medians()), {"y": y_lik}
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from shared.registry import register
 
-from .base import CodecConfig, GainedCodec, bottleneck_likelihood, conv, deconv, round_about
+from .base import CodecConfig, GainedCodec, bottleneck_likelihood, conv, deconv, place, round_about
 from .integer_synthesis import IntegerSynthesis
 
 
@@ -102,17 +102,17 @@ class _Hyperprior(GainedCodec):
         params = self.h_s(z_hat)
         return params.chunk(2, 1) if self.predicts_mean else (params, None)
 
+    def placed_entropy(self, y, relax, hold_centre=False):
+        z_hat = round_about(self.h_a(y), self.entropy_bottleneck._get_medians())
+        scales, means = self.entropy_parameters(z_hat)
+        centre = means if means is not None else 0.0
+        y_hat = place(y, centre, relax, hold_centre)
+        likelihoods = {"y": gaussian_likelihood(self.gaussian_conditional, y_hat, scales, means),
+                       "z": bottleneck_likelihood(self.entropy_bottleneck, z_hat)}
+        return y_hat, likelihoods, centre
+
     def entropy(self, y):
         z = self.h_a(y)
-        relax = self.training_rounding()
-        if relax is not None:  # z rounded straight-through, y by relax
-            z_hat = round_about(z, self.entropy_bottleneck._get_medians())
-            scales, means = self.entropy_parameters(z_hat)
-            centre = means if means is not None else 0.0
-            y_relaxed = relax(y - centre) + centre
-            likelihoods = {"y": gaussian_likelihood(self.gaussian_conditional, y_relaxed, scales, means),
-                           "z": bottleneck_likelihood(self.entropy_bottleneck, z_hat)}
-            return self.decoder_input(y, y_relaxed, centre), likelihoods
         z_hat, z_lik = self.entropy_bottleneck(z)
         scales, means = self.entropy_parameters(z_hat)
         y_noisy, y_lik = self.gaussian_conditional(y, scales, means=means)
