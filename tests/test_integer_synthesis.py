@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from compress.models.integer_synthesis import LEVELS, PEAK, SPLIT, IntegerSynthesis, int_conv2d, int_conv_transpose2d, quantize_activation
+from compress.models.integer_synthesis import LEVELS, PEAK, SPLIT, IntConv, IntegerSynthesis, int_conv2d, quantize_activation
 from shared import registry
 from shared.trainer import seed_everything
 
@@ -24,23 +24,23 @@ def ints(*shape, seed=0):
 @pytest.mark.parametrize("b,h,w", [(1, 1, 1), (1, 3, 5), (2, 3, 5), (2, 24, 16)])
 def test_integer_convolutions_equal_the_float64_ones_exactly(b, h, w):
     a = ints(b, 12, h, w)
-    wt = ints(12, 10, 5, 5, seed=1)
-    ref = F.conv_transpose2d(a.double(), wt.double(), stride=2, padding=2, output_padding=1)
-    out = int_conv_transpose2d(a, wt, 2, 2, 1)
-    assert out.dtype == torch.int32 and torch.equal(out.double(), ref)
-    for k, stride, pad, out_pad in [(4, 2, 1, 0), (3, 1, 1, 0), (5, 3, 0, 2), (3, 2, 0, 1), (2, 2, 0, 0)]:
+    for k, stride, pad, out_pad in [(5, 2, 2, 1), (4, 2, 1, 0), (3, 1, 1, 0), (2, 2, 0, 0), (6, 2, 2, 0), (7, 3, 2, 0)]:
         wk = ints(12, 10, k, k, seed=k)
+        layer = torch.nn.ConvTranspose2d(12, 10, k, stride, pad, out_pad)
         ref = F.conv_transpose2d(a.double(), wk.double(), stride=stride, padding=pad, output_padding=out_pad)
-        assert torch.equal(int_conv_transpose2d(a, wk, stride, pad, out_pad).double(), ref), (k, stride, pad, out_pad)
+        out = IntConv(layer, wk)(a)
+        assert out.dtype == torch.int32 and torch.equal(out.double(), ref), (k, stride, pad, out_pad)
     wc = ints(7, 12, 3, 3, seed=2)
     for stride, pad in [(1, 1), (2, 1), (1, 0)]:
         if h + 2 * pad >= 3 and w + 2 * pad >= 3:
-            assert torch.equal(int_conv2d(a, wc, stride, pad).double(), F.conv2d(a.double(), wc.double(), stride=stride, padding=pad))
+            ref = F.conv2d(a.double(), wc.double(), stride=stride, padding=pad)
+            assert torch.equal(int_conv2d(a, wc, stride, pad).double(), ref)
+            assert torch.equal(IntConv(torch.nn.Conv2d(12, 7, 3, stride, pad), wc)(a).double(), ref)
 
 
 def test_activations_split_into_two_small_int8_parts_exactly():
     x = torch.randn(1, 4, 6, 6, dtype=torch.float64) * 7
-    hi, lo, scale = quantize_activation(x)
+    (hi, lo), scale = quantize_activation(x)
     assert hi.dtype == lo.dtype == torch.int8
     assert max(hi.abs().max(), lo.abs().max()) <= LEVELS  # no kernel can saturate (module doc)
     q = SPLIT * hi.double() + lo.double()
@@ -91,6 +91,14 @@ def test_coding_parameters_follow_weight_changes():
     with torch.no_grad():
         model.h_s[-1].bias.add_(1.0)
     assert torch.allclose(model.coding_parameters(z_hat)[1], before + 1.0, atol=1e-3)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["h_s.4.bias"] -= 1.0
+    model.load_state_dict(state)
+    assert torch.allclose(model.coding_parameters(z_hat)[1], before, atol=1e-3)
+    optimizer = torch.optim.SGD(model.h_s.parameters(), lr=1.0)
+    model.h_s[-1].bias.sum().mul(-0.5).backward()  # one step adds 0.5 to every bias element
+    optimizer.step()
+    assert torch.allclose(model.coding_parameters(z_hat)[1], before + 0.5, atol=1e-3)
 
 
 def test_unsupported_layers_are_refused():

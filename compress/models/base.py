@@ -119,41 +119,56 @@ class InPlaceGDN(GDN):
         return norm.mul_(x) if norm.dtype == x.dtype else x * norm  # (autocast: x may be fp32, norm bf16)
 
 
+def phase_geometry(deconv: nn.ConvTranspose2d) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+    """How a ``ConvTranspose2d`` of stride s becomes s² ordinary convolutions, one per output phase:
+    (taps (s, K), valid (s, K), window (lo, hi)). Output row s·u + r takes input row u + d,
+    d ∈ [lo, hi] (K = hi - lo + 1 rows), through tap ``taps[r, d - lo]`` where ``valid``. Raises
+    ``ValueError`` unless the layer is square, ungrouped, undilated and its output exactly s times
+    its input (``kernel + output_padding - 2·padding == stride``: CompressAI's and ensō's
+    upsampling layers, 5, 2, 2, 1)."""
+    if not isinstance(deconv, nn.ConvTranspose2d):
+        raise ValueError(f"a phase convolution needs an nn.ConvTranspose2d, not {type(deconv).__name__}")
+    (s, s2), (k, k2), (p, p2), (op, op2) = deconv.stride, deconv.kernel_size, deconv.padding, deconv.output_padding
+    if (s, k, p, op) != (s2, k2, p2, op2) or deconv.groups != 1 or deconv.dilation != (1, 1) or k + op - 2 * p != s:
+        raise ValueError(f"a phase convolution needs a square, ungrouped, undilated layer with output = stride × input, not {deconv}")
+    lo, hi = -((k - 1 - p) // s), (s - 1 + p) // s
+    t = torch.arange(s)[:, None] + p - s * torch.arange(lo, hi + 1)[None, :]  # tap t = r + p - s·d
+    return t.clamp(0, k - 1), (t >= 0) & (t < k), (lo, hi)
+
+
+def phase_kernels(weight: torch.Tensor, taps: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """A transposed convolution's ``weight`` (C_in, C_out, k, k), any dtype, → the (C_out·s², C_in, K, K)
+    kernels of its phase convolution (:func:`phase_geometry`), channel c·s² + r_h·s + r_w for output
+    phase (r_h, r_w); taps that reach no output are zero."""
+    s, K = taps.shape
+    g = weight[:, :, taps[:, None, :, None], taps[None, :, None, :]]  # (C_in, C_out, s, s, K, K)
+    g = g * (valid[:, None, :, None] & valid[None, :, None, :]).to(weight.dtype)
+    return g.permute(1, 2, 3, 0, 4, 5).reshape(weight.shape[1] * s * s, weight.shape[0], K, K)
+
+
 class PhaseConvTranspose2d(nn.Module):
     """A ``ConvTranspose2d`` of stride s computed as one ordinary convolution with s² output
-    channels per output channel (one per phase of the output grid), interleaved by
-    ``pixel_shuffle``: the same products summed in another order, and dense kernels, which oneDNN
-    runs much faster than a transposed convolution when there are few output channels (g_s's last
-    layer, N → 3; ``scripts/bench_codec.py`` times the decoder that uses it). It shares the wrapped
-    layer's parameters (the phase kernels are rebuilt on each call, so they follow the weights).
+    channels per output channel (one per phase of the output grid, :func:`phase_geometry`),
+    interleaved by ``pixel_shuffle``: the same products summed in another order, and dense
+    kernels, which oneDNN runs much faster than a transposed convolution when there are few output
+    channels (g_s's last layer, N → 3; ``scripts/bench_codec.py`` times the decoder that uses it).
+    It shares the wrapped layer's parameters (the phase kernels are rebuilt on each call, so they
+    follow the weights).
 
-    (B, C_in, H, W) → (B, C_out, s·H, s·W). Supported: square, ungrouped, undilated layers whose
-    output is exactly s times the input, ``kernel + output_padding - 2·padding == stride``
-    (CompressAI's and ensō's upsampling layers: 5, 2, 2, 1).
+    (B, C_in, H, W) → (B, C_out, s·H, s·W).
     """
 
     def __init__(self, deconv: nn.ConvTranspose2d):
         super().__init__()
-        if not isinstance(deconv, nn.ConvTranspose2d):
-            raise ValueError(f"PhaseConvTranspose2d needs an nn.ConvTranspose2d, not {type(deconv).__name__}")
-        (s, s2), (k, k2), (p, p2), (op, op2) = deconv.stride, deconv.kernel_size, deconv.padding, deconv.output_padding
-        if (s, k, p, op) != (s2, k2, p2, op2) or deconv.groups != 1 or deconv.dilation != (1, 1) or k + op - 2 * p != s:
-            raise ValueError(f"PhaseConvTranspose2d needs a square, ungrouped, undilated layer with output = stride × input, not {deconv}")
-        lo, hi = -((k - 1 - p) // s), (s - 1 + p) // s  # offsets i - u of the input rows that reach output rows s·u + r
-        self.deconv, self.stride, self.window = deconv, s, (lo, hi)
-        # output row s·u + r takes input row u + d through tap t = r + p - s·d (when 0 <= t < k)
-        t = torch.arange(s)[:, None] + p - s * torch.arange(lo, hi + 1)[None, :]
-        self.register_buffer("taps", t.clamp(0, k - 1), persistent=False)
-        self.register_buffer("valid", (t >= 0) & (t < k), persistent=False)
+        taps, valid, self.window = phase_geometry(deconv)
+        self.deconv, self.stride = deconv, deconv.stride[0]
+        self.register_buffer("taps", taps, persistent=False)
+        self.register_buffer("valid", valid, persistent=False)
 
     def phase_weight(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(C_out·s², C_in, K, K) kernels, channel c·s² + r_h·s + r_w for output phase (r_h, r_w), and the bias."""
-        w, s, t, v = self.deconv.weight, self.stride, self.taps, self.valid
-        K = t.shape[1]
-        g = w[:, :, t[:, None, :, None], t[None, :, None, :]]  # (C_in, C_out, s, s, K, K)
-        g = g * (v[:, None, :, None] & v[None, :, None, :]).to(w.dtype)
-        weight = g.permute(1, 2, 3, 0, 4, 5).reshape(w.shape[1] * s * s, w.shape[0], K, K)
-        bias = self.deconv.bias.repeat_interleave(s * s) if self.deconv.bias is not None else None
+        """The phase kernels (:func:`phase_kernels`) and the bias, repeated per phase."""
+        weight = phase_kernels(self.deconv.weight, self.taps, self.valid)
+        bias = self.deconv.bias.repeat_interleave(self.stride**2) if self.deconv.bias is not None else None
         return weight, bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
