@@ -130,7 +130,7 @@ class _Hyperprior(GainedCodec):
         a weight changes: every in-place change through the parameter, an optimiser's step or
         ``load_state_dict``, bumps its version counter; comparing the values instead took 2.4 ms
         a call), then the exact index lookup."""
-        key = [(p.data_ptr(), p._version, p.shape) for p in self.h_s.parameters()]
+        key = [(p.data_ptr(), p._version) for p in self.h_s.parameters()]
         cached = self.__dict__.get("_integer_h_s")
         if cached is None or cached[0] != key:
             self.__dict__["_integer_h_s"] = cached = (key, IntegerSynthesis(self.h_s))

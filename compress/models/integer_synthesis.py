@@ -76,13 +76,14 @@ def _int_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch._int_mm(_row_major(a), _row_major(b))
 
 
-def int_conv2d(a: torch.Tensor, w: torch.Tensor, stride: int, padding: int, shuffle: int = 1) -> torch.Tensor:
-    """int8 (B, C, H, W) ⋆ int8 (O, C, k, k) → the exact int32 sums (B, O, H', W'), as ``F.conv2d``;
-    the batch shares one matrix product. With ``shuffle`` s > 1 the output channels are
-    interleaved as ``F.pixel_shuffle(·, s)`` does, in the same copy: (B, O/s², s·H', s·W')."""
+def int_conv2d(a: torch.Tensor, w: torch.Tensor, stride: int, shuffle: int = 1) -> torch.Tensor:
+    """int8 (B, C, H, W), already padded, ⋆ int8 (O, C, k, k) → the exact int32 sums (B, O, H', W'),
+    as ``F.conv2d`` without padding; the batch shares one matrix product. With ``shuffle`` s > 1
+    the output channels are interleaved as ``F.pixel_shuffle(·, s)`` does, in the same copy:
+    (B, O/s², s·H', s·W')."""
     O, C, k, _ = w.shape
     B = a.shape[0]
-    cols = F.pad(a, (padding,) * 4).unfold(2, k, stride).unfold(3, k, stride)  # (B, C, H', W', k, k)
+    cols = a.unfold(2, k, stride).unfold(3, k, stride)  # (B, C, H', W', k, k)
     H, W = cols.shape[2:4]
     cols = cols.permute(1, 4, 5, 0, 2, 3).reshape(C * k * k, B * H * W)
     s = shuffle
@@ -110,7 +111,7 @@ class IntConv:
             self.pad, self.stride, self.shuffle = (p, p, p, p), layer.stride[0], 1
 
     def __call__(self, a: torch.Tensor) -> torch.Tensor:
-        return int_conv2d(F.pad(a, self.pad), self.weight, self.stride, 0, self.shuffle)
+        return int_conv2d(F.pad(a, self.pad), self.weight, self.stride, self.shuffle)
 
 
 class IntegerSynthesis:
