@@ -103,9 +103,9 @@ class Codec:
 
     # -- transforms -------------------------------------------------------------------------------
     def _net(self, net, x: torch.Tensor) -> torch.Tensor:
-        if self.fast:
+        if self.fast:  # the input cast as autocast would cast it for the first convolution, in the same copy as the layout change
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                return net(x.contiguous(memory_format=torch.channels_last)).float().contiguous()
+                return net(x.to(torch.bfloat16, memory_format=torch.channels_last)).float().contiguous()
         return net(x).float()
 
     def _gains(self, code: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,7 +129,9 @@ class Codec:
     def analyse(self, img: torch.Tensor) -> torch.Tensor:
         """RGB (3, H, W) → the un-gained latent y (1, M, Hp/16, Wp/16) of the padded image."""
         _, H, W = img.shape
-        x = F.pad(img.unsqueeze(0), (0, -W % STRIDE, 0, -H % STRIDE), mode="replicate")
+        x = img.unsqueeze(0)
+        if H % STRIDE or W % STRIDE:
+            x = F.pad(x, (0, -W % STRIDE, 0, -H % STRIDE), mode="replicate")
         return tiled(lambda t: self._net(self.model.g_a, t), x, self.tile, 64, scale=1 / 16)
 
     @torch.no_grad()

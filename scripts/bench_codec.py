@@ -135,7 +135,7 @@ def stages(args) -> dict:
     :meth:`Codec.encode` / :meth:`Codec.decode` and the hyperprior's ``compress_latent`` /
     ``decompress_latent`` chain them: where the time goes, and which steps use one core only."""
     from compress.container import quality_code
-    from compress.models.hyperprior import decode_gaussian, encode_gaussian
+    from compress.models.entropy_coding import decode_bottleneck, decode_gaussian, encode_bottleneck, encode_gaussian
     from shared.throughput import count_gmacs
 
     codec, q, img = prepare(args)
@@ -145,7 +145,8 @@ def stages(args) -> dict:
     gain, inv_gain = codec._gains(quality_code(q))
     steps = {
         "encode: analysis g_a": lambda: codec.analyse(img),
-        "encode: h_a, z coded and decoded": lambda: m.entropy_bottleneck.decompress(m.entropy_bottleneck.compress(codec._net(m.h_a, y)), z_size),
+        "encode: h_a and z coded": lambda: encode_bottleneck(m.entropy_bottleneck, codec._net(m.h_a, y)),
+        "decode: z decoded": lambda: decode_bottleneck(m.entropy_bottleneck, z_string, z_size),
         "encode/decode: integer h_s and CDF indexes": lambda: m.coding_parameters(z_hat),
         "encode: y rANS-coded (one core)": lambda: encode_gaussian(m.gaussian_conditional, y, indexes, means),
         "decode: y rANS-decoded (one core)": lambda: decode_gaussian(m.gaussian_conditional, y_string, indexes, means),
@@ -155,7 +156,7 @@ def stages(args) -> dict:
         y = codec.analyse(img) * gain
         z = codec._net(m.h_a, y)
         z_size = z.shape[-2:]
-        z_hat = m.entropy_bottleneck.decompress(m.entropy_bottleneck.compress(z), z_size)
+        z_string, z_hat = encode_bottleneck(m.entropy_bottleneck, z)
         indexes, means = m.coding_parameters(z_hat)
         y_string = encode_gaussian(m.gaussian_conditional, y, indexes, means)
         y_hat = decode_gaussian(m.gaussian_conditional, y_string, indexes, means).float()

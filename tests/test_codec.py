@@ -303,7 +303,7 @@ def test_gaussian_coding_equals_compressai(with_means):
     from compressai.entropy_models import GaussianConditional
     from compressai.models.google import get_scale_table
 
-    from compress.models.hyperprior import decode_gaussian, encode_gaussian
+    from compress.models.entropy_coding import decode_gaussian, encode_gaussian
 
     g = torch.Generator().manual_seed(0)
     gc = GaussianConditional(get_scale_table().tolist())
@@ -321,11 +321,31 @@ def test_gaussian_coding_equals_compressai(with_means):
     assert torch.equal(ours, expected)  # the coded ŷ itself, not just agreement with CompressAI
 
 
+def test_bottleneck_coding_equals_compressai():
+    from compressai.entropy_models import EntropyBottleneck
+
+    from compress.models.entropy_coding import decode_bottleneck, encode_bottleneck
+
+    g = torch.Generator().manual_seed(0)
+    eb = EntropyBottleneck(5, entropy_coder="ans")
+    with torch.no_grad():
+        eb.quantiles.add_(torch.randn(5, 1, 3, generator=g) * 0.3)  # medians off the integers
+    eb.update(force=True)
+    v = torch.randn(1, 5, 6, 7, generator=g) * 3
+    v[0, 0, 0, 0] = 400.0  # far outside the tables: CompressAI's escape coding
+    v[0, 1, 0, 0] = eb._get_medians()[1].item() + 2.5  # a tie, rounded as CompressAI rounds it
+    string, v_hat = encode_bottleneck(eb, v)
+    assert string == eb.compress(v)[0]
+    ref = eb.decompress([string], v.shape[-2:])
+    assert torch.equal(v_hat, ref) and torch.equal(decode_bottleneck(eb, string, v.shape[-2:]), ref)
+    assert v_hat.dtype == torch.float32 and (v_hat - v).abs().max() <= 0.5
+
+
 def test_coder_tables_follow_table_changes():
     from compressai.entropy_models import GaussianConditional
     from compressai.models.google import get_scale_table
 
-    from compress.models.hyperprior import coder_tables
+    from compress.models.entropy_coding import coder_tables
 
     gc = GaussianConditional(get_scale_table().tolist())
     gc.update()

@@ -7,6 +7,7 @@ from compressai.entropy_models import EntropyBottleneck
 from shared.registry import register
 
 from .base import CodecConfig, GainedCodec, bottleneck_likelihood, place
+from .entropy_coding import decode_bottleneck, encode_bottleneck
 
 
 @register("factorized", CodecConfig)
@@ -29,7 +30,7 @@ class FactorizedPrior(GainedCodec):
         return self.decoder_input(y, y_noisy, self.entropy_bottleneck._get_medians()), {"y": y_lik}
 
     def compress_latent(self, y: torch.Tensor, run=None) -> list[bytes]:
-        return self.entropy_bottleneck.compress(y)[:1]
+        return [encode_bottleneck(self.entropy_bottleneck, y.float())[0]]
 
     def decompress_latent(self, strings: list[bytes], size: tuple[int, int]) -> torch.Tensor:
-        return self.entropy_bottleneck.decompress(strings, size).float()
+        return decode_bottleneck(self.entropy_bottleneck, strings[0], size)

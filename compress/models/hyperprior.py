@@ -12,15 +12,14 @@ and on any CPU), and the scale → CDF index lookup (the nearest table scale, se
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
-from compressai.ans import RansDecoder, RansEncoder
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from torch import nn
 
 from shared.registry import register
 
 from .base import CodecConfig, GainedCodec, bottleneck_likelihood, conv, deconv, place, round_about
+from .entropy_coding import decode_bottleneck, decode_gaussian, encode_bottleneck, encode_gaussian
 from .integer_synthesis import IntegerSynthesis
 
 
@@ -44,46 +43,6 @@ def gaussian_likelihood(gc: GaussianConditional, y_hat: torch.Tensor, scales: to
     """Likelihoods of values ``y_hat`` under ``gc``'s Gaussians (``scales``, ``means``), lower-bounded
     as in training, without ``gc``'s own quantisation (the caller places ``y_hat``)."""
     return gc.likelihood_lower_bound(gc._likelihood(y_hat, scales, means))
-
-
-def coder_tables(gc: GaussianConditional) -> tuple[list, list, list]:
-    """(CDFs, CDF lengths, offsets) of ``gc`` as the Python lists CompressAI's rANS coder takes,
-    converted again only when the tables change (1.4 ms a call here). Each CDF is cut to its
-    length: the coder reads no further, and the padded table (64 × 3,133 entries for the shipped
-    codecs, against 27,256 used) took 3 ms of every call to pass in."""
-    gc._check_cdf_size()
-    gc._check_cdf_length()
-    gc._check_offsets_size()
-    tensors = (gc._quantized_cdf, gc._cdf_length, gc._offset)
-    cached = gc.__dict__.get("_enso_tables")  # (copies of the tensors, their lists); the tables are small
-    if cached is None or not all(a.shape == b.shape and torch.equal(a, b) for a, b in zip(cached[0], tensors)):
-        lengths = gc._cdf_length.reshape(-1).int().tolist()
-        cdfs = [row[:n] for row, n in zip(gc._quantized_cdf.tolist(), lengths)]
-        lists = (cdfs, lengths, gc._offset.reshape(-1).int().tolist())
-        gc.__dict__["_enso_tables"] = cached = (tuple(t.clone() for t in tensors), lists)
-    return cached[1]
-
-
-def encode_gaussian(gc: GaussianConditional, y: torch.Tensor, indexes: torch.Tensor, means: torch.Tensor | None) -> bytes:
-    """``gc.compress(y.double(), indexes, means=means)[0]`` for one image (y (1, M, h, w), indexes
-    int32, means float64 or None): the same bytes, with the symbols and indexes turned into lists
-    through numpy and the tables from :func:`coder_tables`."""
-    y = y.double()
-    symbols = torch.round(y - means if means is not None else y).int()
-    return RansEncoder().encode_with_indexes(
-        symbols.reshape(-1).numpy().tolist(), indexes.reshape(-1).int().numpy().tolist(), *coder_tables(gc)
-    )
-
-
-def decode_gaussian(gc: GaussianConditional, string: bytes, indexes: torch.Tensor, means: torch.Tensor | None) -> torch.Tensor:
-    """``gc.decompress([string], indexes, means=means)`` for one image (indexes (1, M, h, w) int32,
-    means float64 or None) → ŷ (1, M, h, w) float64 (float32 without means): CompressAI's rANS
-    decoder, but the decoded symbols become a tensor through numpy, not ``torch.tensor`` on a
-    Python list (the slowest step of CompressAI's decompress in a profile of a Kodak image), and
-    the tables come from :func:`coder_tables`."""
-    values = RansDecoder().decode_with_indexes(string, indexes.reshape(-1).int().numpy().tolist(), *coder_tables(gc))
-    symbols = torch.from_numpy(np.fromiter(values, dtype=np.int32, count=len(values))).reshape(indexes.shape)
-    return gc.dequantize(symbols, means)
 
 
 class _Hyperprior(GainedCodec):
@@ -141,13 +100,12 @@ class _Hyperprior(GainedCodec):
 
     def compress_latent(self, y: torch.Tensor, run=None) -> list[bytes]:
         z = run(self.h_a, y) if run is not None else self.h_a(y)
-        z_strings = self.entropy_bottleneck.compress(z)
-        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
+        z_string, z_hat = encode_bottleneck(self.entropy_bottleneck, z.float())
         indexes, means = self.coding_parameters(z_hat)
-        return [z_strings[0], encode_gaussian(self.gaussian_conditional, y, indexes, means)]
+        return [z_string, encode_gaussian(self.gaussian_conditional, y, indexes, means)]
 
     def decompress_latent(self, strings: list[bytes], size: tuple[int, int]) -> torch.Tensor:
-        z_hat = self.entropy_bottleneck.decompress([strings[0]], (size[0] // 4, size[1] // 4))
+        z_hat = decode_bottleneck(self.entropy_bottleneck, strings[0], (size[0] // 4, size[1] // 4))
         indexes, means = self.coding_parameters(z_hat)
         return decode_gaussian(self.gaussian_conditional, strings[1], indexes, means).float()
 
