@@ -46,7 +46,7 @@ def quantize_weight(w: torch.Tensor, out_dim: int) -> tuple[torch.Tensor, torch.
 
 
 def quantize_activation(x: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """float64 (B, C, H, W) → (halves, scale): int8 (2, B, C, H, W) in [-LEVELS, LEVELS] with
+    """float64 tensor, any shape → (halves, scale): int8 (2, *x.shape) in [-LEVELS, LEVELS] with
     x ≈ (SPLIT·halves[0] + halves[1])·scale, a 13-bit fixed-point value per element (one scale
     per tensor, its peak over :data:`PEAK`)."""
     if x.numel():
@@ -77,38 +77,40 @@ def _int_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def int_conv2d(a: torch.Tensor, w: torch.Tensor, stride: int, shuffle: int = 1) -> torch.Tensor:
-    """int8 (B, C, H, W), already padded, ⋆ int8 (O, C, k, k) → the exact int32 sums (B, O, H', W'),
-    as ``F.conv2d`` without padding; the batch shares one matrix product. With ``shuffle`` s > 1
-    the output channels are interleaved as ``F.pixel_shuffle(·, s)`` does, in the same copy:
-    (B, O/s², s·H', s·W')."""
-    O, C, k, _ = w.shape
+    """Channels-last int8 (B, H, W, C), already padded, ⋆ int8 weights laid out (k, k, C, O) → the
+    exact int32 sums (B, H', W', O), as ``F.conv2d`` without padding (in channels-last order); the
+    batch shares one matrix product, each row one output position (several times faster here
+    than channels-first: the patches copy in runs of C and oneDNN takes the tall product faster).
+    With ``shuffle`` s > 1 the output channels are interleaved as ``F.pixel_shuffle(·, s)`` does,
+    in the same copy: (B, s·H', s·W', O/s²)."""
+    k, O = w.shape[0], w.shape[-1]
     B = a.shape[0]
-    cols = a.unfold(2, k, stride).unfold(3, k, stride)  # (B, C, H', W', k, k)
-    H, W = cols.shape[2:4]
-    cols = cols.permute(1, 4, 5, 0, 2, 3).reshape(C * k * k, B * H * W)
+    cols = a.unfold(1, k, stride).unfold(2, k, stride)  # (B, H', W', C, k, k)
+    H, W = cols.shape[1:3]
+    sums = _int_matmul(cols.permute(0, 1, 2, 4, 5, 3).reshape(B * H * W, -1), w.reshape(-1, O))
     s = shuffle
-    sums = _int_matmul(w.reshape(O, C * k * k), cols)
     if s == 1:
-        return sums.view(O, B, H, W).transpose(0, 1)
-    return sums.view(O // (s * s), s, s, B, H, W).permute(3, 0, 4, 1, 5, 2).reshape(B, O // (s * s), H * s, W * s)
+        return sums.view(B, H, W, O)
+    return sums.view(B, H, W, O // (s * s), s, s).permute(0, 1, 4, 2, 5, 3).reshape(B, H * s, W * s, O // (s * s))
 
 
 class IntConv:
-    """One convolution or transposed convolution on int8 inputs with int8 weights → its exact int32
-    sums, as ``F.conv2d`` / ``F.conv_transpose2d`` (bias left out). A transposed layer runs as its
-    phase convolution (:func:`~compress.models.base.phase_geometry`: one dense product and an
-    interleave, several times faster here than summing the taps of the transposed form, and the
-    same integers)."""
+    """One convolution or transposed convolution on channels-last int8 inputs (B, H, W, C) with int8
+    weights → its exact int32 sums (B, H', W', O), as ``F.conv2d`` / ``F.conv_transpose2d`` (bias
+    left out). A transposed layer runs as its phase convolution
+    (:func:`~compress.models.base.phase_geometry`: one dense product and an interleave, several
+    times faster here than summing the taps of the transposed form, and the same integers)."""
 
     def __init__(self, layer: nn.Conv2d | nn.ConvTranspose2d, weight: torch.Tensor):
         """``weight``: int8, the layer's weight shape; the layer gives the geometry."""
         if isinstance(layer, nn.ConvTranspose2d):
             taps, valid, (lo, hi) = phase_geometry(layer)
-            self.weight = phase_kernels(weight, taps, valid).contiguous()
-            self.pad, self.stride, self.shuffle = (-lo, hi, -lo, hi), 1, layer.stride[0]
+            weight = phase_kernels(weight, taps, valid)
+            self.pad, self.stride, self.shuffle = (0, 0, -lo, hi, -lo, hi), 1, layer.stride[0]
         else:
-            self.weight, p = weight.contiguous(), layer.padding[0]
-            self.pad, self.stride, self.shuffle = (p, p, p, p), layer.stride[0], 1
+            p = layer.padding[0]
+            self.pad, self.stride, self.shuffle = (0, 0, p, p, p, p), layer.stride[0], 1
+        self.weight = weight.permute(2, 3, 1, 0).contiguous()  # (O, C, k, k) → (k, k, C, O)
 
     def __call__(self, a: torch.Tensor) -> torch.Tensor:
         return int_conv2d(F.pad(a, self.pad), self.weight, self.stride, self.shuffle)
@@ -131,15 +133,16 @@ class IntegerSynthesis:
             ):
                 w, sw = quantize_weight(layer.weight, 1 if isinstance(layer, nn.ConvTranspose2d) else 0)
                 self.layers.append({
-                    "conv": IntConv(layer, w), "scale": sw.view(1, -1, 1, 1), "slope": None,
-                    "bias": layer.bias.detach().double().view(1, -1, 1, 1),
+                    "conv": IntConv(layer, w), "scale": sw.view(1, 1, 1, -1), "slope": None,
+                    "bias": layer.bias.detach().double().view(1, 1, 1, -1),
                 })
             else:
                 raise ValueError(f"IntegerSynthesis supports convolutions and LeakyReLU, not {layer}")
 
     def __call__(self, z_hat: torch.Tensor) -> torch.Tensor:
-        """ẑ (1, N, h, w) → h_s(ẑ) as float64, computed the same way on every machine."""
-        x = z_hat.double()
+        """ẑ (1, N, h, w) → h_s(ẑ) (1, C, H, W) as float64, computed the same way on every machine
+        (in channels-last order: the result is a channels-last view)."""
+        x = z_hat.double().permute(0, 2, 3, 1).contiguous()
         for layer in self.layers:
             halves, scale = quantize_activation(x)
             sums = layer["conv"](halves.flatten(0, 1))  # one product for both halves
@@ -149,4 +152,4 @@ class IntegerSynthesis:
             x.mul_(scale * layer["scale"]).add_(layer["bias"])
             if layer["slope"] is not None:
                 F.leaky_relu_(x, layer["slope"])
-        return x
+        return x.permute(0, 3, 1, 2)
