@@ -125,14 +125,18 @@ class Codec:
             return "RGBA", img[:3], zlib.compress(alpha, 9)
         return "RGB", img, None
 
+    @staticmethod
+    def _padded(img: torch.Tensor) -> torch.Tensor:
+        """RGB (3, H, W) → (1, 3, Hp, Wp): edges replicated to multiples of :data:`STRIDE` (a view
+        when there is nothing to pad)."""
+        _, H, W = img.shape
+        x = img.unsqueeze(0)
+        return F.pad(x, (0, -W % STRIDE, 0, -H % STRIDE), mode="replicate") if H % STRIDE or W % STRIDE else x
+
     @torch.no_grad()
     def analyse(self, img: torch.Tensor) -> torch.Tensor:
         """RGB (3, H, W) → the un-gained latent y (1, M, Hp/16, Wp/16) of the padded image."""
-        _, H, W = img.shape
-        x = img.unsqueeze(0)
-        if H % STRIDE or W % STRIDE:
-            x = F.pad(x, (0, -W % STRIDE, 0, -H % STRIDE), mode="replicate")
-        return tiled(lambda t: self._net(self.model.g_a, t), x, self.tile, 64, scale=1 / 16)
+        return tiled(lambda t: self._net(self.model.g_a, t), self._padded(img), self.tile, 64, scale=1 / 16)
 
     @torch.no_grad()
     def _code(self, y_raw: torch.Tensor, code: int) -> list[bytes]:
@@ -168,8 +172,7 @@ class Codec:
         from .refine import refine_latent
 
         _, H, W = rgb.shape
-        x = F.pad(rgb.unsqueeze(0), (0, -W % STRIDE, 0, -H % STRIDE), mode="replicate")
-        return refine_latent(self.model, x, y, code / 65535.0, steps, lambda v: self._net(self.synthesis, v), size=(H, W))
+        return refine_latent(self.model, self._padded(rgb), y, code / 65535.0, steps, lambda v: self._net(self.synthesis, v), size=(H, W))
 
     def encode_to_bpp(self, img: torch.Tensor, target_bpp: float, iterations: int = 12, refine: int = 0) -> bytes:
         """Bisect the quality so the file (header included) is the largest at or under ``target_bpp``;

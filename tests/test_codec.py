@@ -44,7 +44,7 @@ def image(c: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
     return torch.nn.functional.interpolate(base[None], size=(h, w), mode="bilinear")[0].clamp(0, 1)
 
 
-@pytest.mark.parametrize("c,h,w", [(3, 64, 64), (3, 37, 101), (1, 50, 70), (4, 33, 65), (3, 1, 1)])
+@pytest.mark.parametrize("c,h,w", [(3, 64, 64), (1, 64, 64), (4, 64, 128), (3, 37, 101), (1, 50, 70), (4, 33, 65), (3, 1, 1)])
 def test_round_trip_any_size_and_mode(codec, c, h, w):
     x = image(c, h, w)
     data = codec.encode(x, 0.7)
@@ -339,6 +339,8 @@ def test_bottleneck_coding_equals_compressai():
     ref = eb.decompress([string], v.shape[-2:])
     assert torch.equal(v_hat, ref) and torch.equal(decode_bottleneck(eb, string, v.shape[-2:]), ref)
     assert v_hat.dtype == torch.float32 and (v_hat - v).abs().max() <= 0.5
+    with pytest.raises(ValueError, match="one image"):
+        encode_bottleneck(eb, v.expand(2, -1, -1, -1))
 
 
 def test_coder_tables_follow_table_changes():

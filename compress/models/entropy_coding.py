@@ -36,6 +36,8 @@ def rans_encode(model: EntropyModel, symbols: torch.Tensor, indexes: torch.Tenso
     """Integer ``symbols`` under ``model``'s CDFs numbered by ``indexes`` (same shape) → CompressAI's
     rANS bytes, as its ``compress`` codes one image: the values become lists through numpy, the
     tables come from :func:`coder_tables`."""
+    if symbols.shape != indexes.shape:  # the coder itself would read past the shorter list
+        raise ValueError(f"symbols {tuple(symbols.shape)} and indexes {tuple(indexes.shape)} differ in shape")
     return RansEncoder().encode_with_indexes(
         symbols.reshape(-1).int().numpy().tolist(), indexes.reshape(-1).int().numpy().tolist(), *coder_tables(model)
     )
@@ -72,6 +74,8 @@ def encode_bottleneck(bottleneck: EntropyBottleneck, v: torch.Tensor) -> tuple[b
     """One image's latent ``v`` (1, C, h, w) float32 → (``bottleneck.compress(v)[0]``, the same bytes,
     and the v̂ that decoding them gives, ``bottleneck.decompress``'s output, computed without
     decoding): v rounded about the medians in CompressAI's float32 operations."""
+    if v.ndim != 4 or v.shape[0] != 1:
+        raise ValueError(f"encode_bottleneck codes one image's latent (1, C, h, w), not {tuple(v.shape)}")
     medians = bottleneck._get_medians().detach().reshape(1, -1, 1, 1)
     symbols = torch.round(v - medians).int()
     return rans_encode(bottleneck, symbols, _channel_indexes(bottleneck, v.shape[-2:])), symbols.float() + medians

@@ -79,8 +79,9 @@ def _int_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def int_conv2d(a: torch.Tensor, w: torch.Tensor, stride: int, shuffle: int = 1) -> torch.Tensor:
     """Channels-last int8 (B, H, W, C), already padded, ⋆ int8 weights laid out (k, k, C, O) → the
     exact int32 sums (B, H', W', O), as ``F.conv2d`` without padding (in channels-last order); the
-    batch shares one matrix product, each row one output position (several times faster here
-    than channels-first: the patches copy in runs of C and oneDNN takes the tall product faster).
+    batch shares one matrix product, each row one output position (faster here than channels-first:
+    the patches copy in runs of C, and ``_int_mm`` took 4.8 ms for h_s's last layer in this shape
+    against 6.7 ms transposed).
     With ``shuffle`` s > 1 the output channels are interleaved as ``F.pixel_shuffle(·, s)`` does,
     in the same copy: (B, s·H', s·W', O/s²)."""
     k, O = w.shape[0], w.shape[-1]
