@@ -10,8 +10,9 @@
 * ceiling: the multiply–accumulates of an encode and a decode (torch's FlopCounterMode) over this
   machine's bf16 matrix-product rate on the same threads (``shared.throughput``): the
   time the transforms would take at best;
-* steps: each step of our encode and decode timed on its own (analysis, hyper-analysis and z,
-  integer hyper-synthesis, y's rANS coding and decoding, synthesis), and g_a's MACs per second;
+* steps: each step of our encode and decode timed on its own (analysis, hyper-analysis and z's
+  coding, z's decoding, integer hyper-synthesis, y's rANS coding and decoding, synthesis), and
+  g_a's MACs per second;
 * memory (``--large``): peak resident memory of encoding and decoding a 4000×3000 photo, each in a
   fresh process.
 
