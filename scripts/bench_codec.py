@@ -209,7 +209,12 @@ def report(runs: dict[str, list[dict]], acc: dict, args) -> dict:
         result[f"{step}_speedup_as_shipped"] = ref / ours
         same = {policy: ms[f"{policy}_compressai_{step}"] / ms[f"{policy}_ours_{step}"] for policy in POLICIES}
         result.update({f"{step}_speedup_same_allocator_{policy}": v for policy, v in same.items()})
-        print(f"{step}: ours ({LABELS['kept']}) {ours:.0f} ms, compressai ({LABELS['default']}) {ref:.0f} ms → {ref / ours:.2f}x; "
+        # the same ratio per pair of processes run back to back (kept i, default i): how much the machine's drift moves it
+        pairs = [statistics.median(d["rounds_ms"][f"compressai_{step}"]) / statistics.median(k["rounds_ms"][f"ours_{step}"])
+                 for k, d in zip(runs["kept"], runs["default"])]
+        result[f"{step}_speedup_as_shipped_per_pair"] = pairs
+        print(f"{step}: ours ({LABELS['kept']}) {ours:.0f} ms, compressai ({LABELS['default']}) {ref:.0f} ms → {ref / ours:.2f}x "
+              f"({min(pairs):.2f}–{max(pairs):.2f}x over the {len(pairs)} pairs of processes); "
               + "; ".join(f"both {LABELS[policy]}: {ms[f'{policy}_ours_{step}']:.0f} vs {ms[f'{policy}_compressai_{step}']:.0f} ms → "
                           f"{same[policy]:.2f}x" for policy in POLICIES))
     print(f"ceiling: bf16 2048³ matmul {acc['bf16_matmul_gmac_s']:.0f} GMAC/s; encode {acc['encode_gmacs']:.1f} GMACs → "
