@@ -46,13 +46,20 @@ def shipped_folders() -> list[Path]:
     return sorted(p for p in WEIGHTS_DIR.iterdir() if (p / "model.json").is_file()) if WEIGHTS_DIR.is_dir() else []
 
 
+def is_shipped(name: str) -> bool:
+    """Whether ``name`` is a shipped codec's plain name (not a path)."""
+    return name in {p.name for p in shipped_folders()}
+
+
 def weights_folder(name_or_path: str | Path) -> Path:
-    """A shipped codec's folder by name (``compress/weights/NAME``), or the exported/run folder given."""
+    """A shipped codec's folder by name (``compress/weights/NAME``; a shipped name wins over a
+    folder of that name in the working directory, which ``./NAME`` reaches), or the exported/run
+    folder given."""
+    if isinstance(name_or_path, str) and is_shipped(name_or_path):
+        return WEIGHTS_DIR / name_or_path
     path = Path(name_or_path)
     if path.exists():
         return path
-    if (WEIGHTS_DIR / str(name_or_path)).is_dir():
-        return WEIGHTS_DIR / str(name_or_path)
     shipped = ", ".join(p.name for p in shipped_folders()) or "none shipped"
     raise UserError(f"no codec {name_or_path!r}: give a shipped name ({shipped}) or a trained run folder")
 
@@ -92,14 +99,18 @@ class Codec:
         """The shipped codec that wrote a file: the one named by its model id whose weights hash
         matches, else any shipped codec of that architecture whose hash matches (a variant, e.g.
         ``mean_scale_msssim``), else the one named by the model id (whose decode then names the
-        mismatch)."""
-        named = WEIGHTS_DIR / header.model_id
-        others = [p for p in shipped_folders() if p != named and json.loads((p / "model.json").read_text()).get("name") == header.model_id]
-        for folder in ([named] if named.is_dir() else []) + others:
+        mismatch); a model id that names no shipped codec is a :class:`UserError` (it is never
+        read as a path)."""
+        shipped = shipped_folders()
+        named = [p for p in shipped if p.name == header.model_id]  # the file's model id names a shipped codec, never a path
+        others = [p for p in shipped if p.name != header.model_id and json.loads((p / "model.json").read_text()).get("name") == header.model_id]
+        for folder in named + others:
             codec = cls(load_exported(folder))
             if codec.hash == header.weights_hash:
                 return codec
-        return cls.load(header.model_id)
+        if not named:
+            raise UserError(f"this file was written by codec {header.model_id!r}, which is not shipped; decode it with --model FOLDER, the weights that wrote it")
+        return cls(load_exported(named[0]))
 
     # -- transforms -------------------------------------------------------------------------------
     def _net(self, net, x: torch.Tensor) -> torch.Tensor:
@@ -214,8 +225,8 @@ class Codec:
         if header.model_id != self.model_id:
             raise UserError(f"{name} was encoded with codec {header.model_id!r}; decode it with --model {header.model_id}")
         if header.weights_hash != self.hash:
-            raise UserError(f"{name} was encoded with other {header.model_id!r} weights (hash {header.weights_hash.hex()}, have {self.hash.hex()}); "
-                            "decode it without --model to use the shipped codec that wrote it, or give the weights that did")
+            raise UserError(f"{name} was encoded with other {header.model_id!r} weights (hash {header.weights_hash.hex()}, these are {self.hash.hex()}); "
+                            "without --model, decode picks the shipped codec that wrote it if one did; else pass the weights that did as --model FOLDER")
         expected = self.model.sections + (header.mode == "RGBA")
         if len(sections) != expected:
             raise UserError(f"{name} has {len(sections)} payload sections, expected {expected}; the file is damaged")
@@ -229,11 +240,12 @@ class Codec:
         if header.mode == "L":
             return rgb.mean(0, keepdim=True).mul(255).round().div(255)
         if header.mode == "RGBA":
-            try:
-                alpha = zlib.decompress(sections[-1], bufsize=H * W)
+            inflate = zlib.decompressobj()
+            try:  # at most one byte more than the image needs: a zlib bomb stops there
+                alpha = inflate.decompress(sections[-1], H * W + 1)
             except zlib.error:
                 raise UserError(f"{name} has a damaged alpha channel") from None
-            if len(alpha) != H * W:
+            if len(alpha) != H * W or not inflate.eof:
                 raise UserError(f"{name} has an alpha channel of the wrong size; the file is damaged")
             a = torch.frombuffer(bytearray(alpha), dtype=torch.uint8).view(1, H, W).float() / 255
             return torch.cat([rgb, a])

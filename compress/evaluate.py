@@ -160,7 +160,9 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def average_points(rows: list[dict], codecs: list[RDCodec]) -> dict[str, list[dict]]:
-    """Per-image rows → {codec: [one point per quality: the mean over images of each measure]}."""
+    """Per-image rows → {codec: [one point per quality: the mean over images of each measure]};
+    images without a value (MS-SSIM of images too small for it, :func:`measure`) are left out of
+    that measure's mean, which is NaN only when no image has one."""
     out = {}
     for c in codecs:
         points = []
@@ -168,7 +170,8 @@ def average_points(rows: list[dict], codecs: list[RDCodec]) -> dict[str, list[di
             sel = [r for r in rows if r["codec"] == c.name and r["quality"] == q]
             point = {"quality": q, "images": len(sel)}
             for key in METRICS + ("bytes", "encode_s", "decode_s"):
-                point[key] = float(np.mean([r[key] for r in sel]))
+                values = [r[key] for r in sel if math.isfinite(r[key])]
+                point[key] = float(np.mean(values)) if values else math.nan
             points.append(point)
         out[c.name] = points
     return out

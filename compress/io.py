@@ -1,6 +1,8 @@
 """File-level encode and decode for the ``compress`` command: inputs, outputs, progress, no clobbering."""
 from __future__ import annotations
 
+import math
+import sys
 from pathlib import Path
 
 from tqdm import tqdm
@@ -32,8 +34,18 @@ def _expand(inputs: list[Path], want: str) -> list[tuple[Path, Path]]:
 
 
 def _targets(pairs: list[tuple[Path, Path]], out: Path, suffix: str, force: bool) -> list[tuple[Path, Path]]:
+    """(input, output) per file: ``out`` itself for one input named as a file, else ``out``/relative
+    path with ``suffix``; refused before any work if two inputs would write one output, if several
+    need a folder where a file is, or (without ``force``) if an output exists."""
     single = len(pairs) == 1 and not out.is_dir() and out.suffix != ""
+    if not single and out.exists() and not out.is_dir():
+        raise UserError(f"{out} is a file; give a folder for the outputs of {len(pairs)} inputs")
     jobs = [(src, out if single else out / rel.with_suffix(suffix)) for src, rel in pairs]
+    first: dict[Path, Path] = {}
+    for src, dst in jobs:
+        if dst in first:
+            raise UserError(f"{first[dst]} and {src} would both be written to {dst}; give them separate output folders")
+        first[dst] = src
     if not force:
         existing = [str(dst) for _, dst in jobs if dst.exists()]
         if existing:
@@ -44,17 +56,21 @@ def _targets(pairs: list[tuple[Path, Path]], out: Path, suffix: str, force: bool
 def encode_files(inputs: list[Path], out: Path, model: str, quality: float, target_bpp: float | None, force: bool, refine: int = 0) -> None:
     """Encode every image of ``inputs`` into ``out`` (a file for one input, else a folder);
     ``refine`` gradient steps on each latent (:mod:`compress.refine`)."""
-    jobs = _targets(_expand(inputs, "image"), out, SUFFIX, force)
-    codec = Codec.load(model)
-    if target_bpp is not None and target_bpp <= 0:
-        raise UserError(f"--target-bpp must be positive, not {target_bpp}")
+    if target_bpp is not None and not (0 < target_bpp < math.inf):
+        raise UserError(f"--target-bpp must be a positive number of bits per pixel, not {target_bpp}")
     if refine < 0:
         raise UserError(f"--refine takes a number of steps (0 or more), not {refine}")
+    jobs = _targets(_expand(inputs, "image"), out, SUFFIX, force)
+    if len(jobs) == 1 and jobs[0][1].suffix.lower() in EXTENSIONS:
+        raise UserError(f"output {jobs[0][1]} is named like an image, but encode writes an {SUFFIX} file; use {SUFFIX}")
+    codec = Codec.load(model)
     for src, dst in tqdm(jobs, desc="encode", unit="img", disable=len(jobs) == 1):
         img = load_image(src, "auto")
         data = codec.encode_to_bpp(img, target_bpp, refine=refine) if target_bpp is not None else codec.encode(img, quality, refine)
         atomic_write_bytes(dst, data)
         bpp = len(data) * 8 / (img.shape[1] * img.shape[2])
+        if target_bpp is not None and bpp > target_bpp:
+            tqdm.write(f"warning: {src}: no quality reaches {target_bpp} bpp; wrote the smallest file, {bpp:.3f} bpp", file=sys.stderr)
         if len(jobs) == 1:
             print(f"{src} → {dst}: {len(data):,} bytes, {bpp:.3f} bpp")
 

@@ -136,7 +136,7 @@ def load_exported(folder: str | os.PathLike, device: str | torch.device = "cpu")
         folder = folder / "export"
     meta_path, weights = folder / "model.json", folder / "model.safetensors"
     if not meta_path.is_file() or not weights.is_file():
-        raise UserError(f"{folder} holds no exported model (model.json + model.safetensors); train one with 'ae train'")
+        raise UserError(f"{folder} holds no exported model (model.json + model.safetensors); train one first ('ae train' or 'compress train') or give a folder written by export")
     meta = json.loads(meta_path.read_text())
     model = build(meta["name"], meta["config"])
     state = {k: v.float() if v.is_floating_point() else v for k, v in _with_base(folder, meta, load_file(str(weights))).items()}

@@ -499,3 +499,61 @@ def test_training_rate_can_be_the_coded_bits(name):
             bits = sum(-torch.log2(lik).sum() for lik in out["likelihoods"].values())
             bits.backward()
             assert model.g_a[0].weight.grad.abs().sum() > 0
+
+
+CRAFTED = """
+import sys, torch
+from compress.codec import Codec
+from compress.container import Header, pack, parse
+from shared.errors import UserError
+from tests.test_codec import image, small_codec
+codec = small_codec(sys.argv[1]) if sys.argv[1] != "shipped" else Codec.load("mean_scale")
+header, sections = parse(codec.encode(image(3, 64, 64), 0.5))
+bigger = Header(header.mode, header.model_id, header.weights_hash, header.quality_code, 2048, 2048)
+cases = [pack(header, [b""] * len(sections)), pack(header, [b"\\xff" * 3000] * len(sections)),
+         pack(header, sections[:-1] + [sections[-1][:3]]), pack(bigger, sections), pack(bigger, [b""] * len(sections))]
+for data in cases:
+    try:
+        codec.decode(data)
+    except UserError:
+        pass
+print("survived", len(cases))
+"""
+
+
+@pytest.mark.parametrize("which", ["mean_scale", "factorized", "shipped"])
+def test_crafted_sections_behind_a_valid_crc_do_not_kill_the_process(which):
+    """Sections emptied, filled with 0xFF or cut short, or a header claiming a larger image (2048²
+    from a 64² file's few bytes), each behind a re-sealed CRC: CompressAI's rANS decoder reads past the end of such strings (it
+    segfaulted); the guard bytes keep it in its buffer (run in a child: a crash would kill pytest)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", CRAFTED, which], capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0 and "survived 5" in done.stdout, (done.returncode, done.stderr[-2000:])
+
+
+def test_alpha_bomb_is_refused(ms_codec):
+    """An alpha section that inflates past the image's H·W bytes stops there and is refused."""
+    import zlib
+
+    header, sections = parse(ms_codec.encode(image(4, 40, 40), 0.5))
+    bomb = zlib.compress(bytes(40 * 40 * 10_000), 9)
+    with pytest.raises(UserError, match="alpha"):
+        ms_codec.decode(pack(header, sections[:-1] + [bomb]))
+
+
+@pytest.mark.parametrize("model_id", ["/tmp", "", "..", "no_such_codec"])
+def test_a_files_model_id_is_never_a_path(model_id):
+    header = Header("RGB", model_id, bytes(8), 0, 64, 64)
+    with pytest.raises(UserError, match="not shipped"):
+        Codec.for_file(header)
+
+
+def test_shipped_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch):
+    from compress.codec import WEIGHTS_DIR, weights_folder
+
+    (tmp_path / "mean_scale").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert weights_folder("mean_scale") == WEIGHTS_DIR / "mean_scale"
+    assert weights_folder("./mean_scale").resolve() == (tmp_path / "mean_scale").resolve()

@@ -226,3 +226,16 @@ def test_ours_is_skipped_when_the_codec_api_is_absent(monkeypatch):
     monkeypatch.setitem(sys.modules, "compress.codec", None)
     codecs, skipped = resolve_codecs(["ours", "jpeg"])
     assert [c.name for c in codecs] == ["jpeg"] and "compress.codec" in skipped["ours"]
+
+
+def test_points_average_ms_ssim_over_the_images_that_have_it():
+    """An image too small for MS-SSIM (NaN) leaves that measure's mean to the others, not NaN."""
+    from compress.evaluate import RDCodec, average_points
+
+    c = RDCodec("x", (0.5,), lambda img, q: b"", lambda data: None)
+    row = {"codec": "x", "quality": 0.5, "bpp": 1.0, "psnr": 30.0, "lpips": 0.1, "bytes": 10, "encode_s": 0.1, "decode_s": 0.1}
+    rows = [row | {"ms_ssim_db": 15.0, "psnr": 32.0}, row | {"ms_ssim_db": math.nan}]
+    point = average_points(rows, [c])["x"][0]
+    assert point["ms_ssim_db"] == 15.0 and point["psnr"] == 31.0 and point["images"] == 2
+    only_small = average_points([row | {"ms_ssim_db": math.nan}], [c])["x"][0]
+    assert math.isnan(only_small["ms_ssim_db"])

@@ -90,7 +90,10 @@ def save_image(img: torch.Tensor, path: str | os.PathLike) -> None:
     fmt = Image.registered_extensions().get(Path(path).suffix.lower())
     if fmt is None:
         raise UserError(f"cannot tell the image format of {path} from its suffix; use .png")
-    im.save(buf, format=fmt)
+    try:
+        im.save(buf, format=fmt)
+    except (OSError, ValueError, KeyError) as e:  # e.g. an RGBA image as JPEG
+        raise UserError(f"cannot write this {im.mode} image as {fmt} ({e}); use .png") from None
     atomic_write_bytes(path, buf.getvalue())
 
 
