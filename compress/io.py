@@ -81,6 +81,8 @@ def decode_files(inputs: list[Path], out: Path, model: str | None, force: bool) 
     jobs = _targets(_expand(inputs, "enso"), out, ".png", force)
     if len(jobs) == 1 and out.suffix and out.suffix.lower() not in EXTENSIONS:
         raise UserError(f"output {out} is not an image file name; use .png")
+    for src, _ in jobs:  # every file's header and CRC first: a bad file in a folder stops the batch before any output
+        parse(src.read_bytes(), str(src))
     codecs: dict[object, Codec] = {}
     for src, dst in tqdm(jobs, desc="decode", unit="img", disable=len(jobs) == 1):
         data = src.read_bytes()

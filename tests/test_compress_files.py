@@ -66,3 +66,14 @@ def test_rgba_decoded_to_jpeg_is_one_clear_error(tmp_path):
     with pytest.raises(UserError, match="use .png"):
         main(["decode", str(tmp_path / "p.enso"), "-o", str(tmp_path / "p.jpg")])
     assert not (tmp_path / "p.jpg").exists()
+
+
+def test_a_bad_file_in_a_folder_stops_decoding_before_any_output(tmp_path):
+    save_image(photo(), tmp_path / "a.png")
+    enc = tmp_path / "enc"
+    enc.mkdir()
+    assert main(["encode", str(tmp_path / "a.png"), "-o", str(enc / "a.enso")]) == 0
+    (enc / "b.enso").write_bytes(b"ENSO" + bytes(10))
+    with pytest.raises(UserError, match="b.enso"):
+        main(["decode", str(enc), "-o", str(tmp_path / "out")])
+    assert not (tmp_path / "out" / "a.png").exists()

@@ -70,3 +70,28 @@ def test_image_folder_crops_are_reproducible_and_vary(tmp_path):
     assert a.shape == (3, 16, 16) and torch.equal(a, b) and not torch.equal(a, c)
     with pytest.raises(UserError, match="smaller than the crop"):
         ImageFolder(tmp_path, crop=100)[(0, 1)]
+
+
+def test_exif_orientation_turns_the_image_upright(tmp_path):
+    """A camera JPEG stored sideways with orientation 6 (turn 90° clockwise) loads as viewers show it."""
+    im = Image.new("RGB", (20, 10), (200, 30, 30))
+    im.paste((30, 30, 200), (0, 0, 5, 10))  # blue stripe on the stored frame's left edge
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    im.save(tmp_path / "cam.jpg", exif=exif, quality=95)
+    x = load_image(tmp_path / "cam.jpg")
+    assert x.shape == (3, 20, 10)
+    assert x[2, 0].mean() > 0.6 and x[2, -1].mean() < 0.3  # the left edge is now the top row
+
+
+def test_images_between_pillows_warning_and_its_limit_load(tmp_path, monkeypatch):
+    """Pillow warns above Image.MAX_IMAGE_PIXELS; ensō's limit is twice that, so such images load."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 60 * 60)
+    import shared.data.images as images
+
+    monkeypatch.setattr(images, "MAX_PIXELS", 2 * 60 * 60)
+    Image.new("RGB", (70, 70)).save(tmp_path / "mid.png")
+    assert load_image(tmp_path / "mid.png").shape == (3, 70, 70)
+    Image.new("RGB", (90, 90)).save(tmp_path / "big.png")
+    with pytest.raises(UserError, match="pixels|too large"):
+        load_image(tmp_path / "big.png")

@@ -16,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
 from ..errors import UserError
@@ -25,6 +25,9 @@ from .sampling import item_generator, split_key
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 #: Pixels above which an image is refused as a possible decompression bomb (Pillow's default × 2).
 MAX_PIXELS = 2 * 89_478_485
+
+#: the EXIF tag saying how a camera's frame must turn to stand upright
+EXIF_ORIENTATION = 0x0112
 
 Mode = Literal["RGB", "L", "RGBA", "auto"]
 
@@ -43,7 +46,8 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
 
 
 def open_image(path: str | os.PathLike, mode: Mode = "RGB") -> Image.Image:
-    """Open, fully decode and convert one image with Pillow; errors name the file and the problem.
+    """Open, fully decode and convert one image with Pillow, turned upright by its EXIF orientation
+    if it has one; errors name the file and the problem.
 
     ``mode="auto"`` keeps what the image holds: ``L`` for grey, ``RGBA`` when it has alpha, else ``RGB``.
     """
@@ -52,11 +56,15 @@ def open_image(path: str | os.PathLike, mode: Mode = "RGB") -> Image.Image:
         raise UserError(f"image {path} does not exist")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow warns above its default limit and refuses above twice it (MAX_PIXELS), before
+            # the size check below can speak; between the two the image is allowed
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 if im.width * im.height > MAX_PIXELS:
                     raise UserError(f"image {path} claims {im.width}×{im.height} pixels, over the {MAX_PIXELS:,} limit (a decompression bomb?)")
                 im.load()
+                if im.getexif().get(EXIF_ORIENTATION, 1) != 1:  # a camera's rotated frame: as viewers show it
+                    im = ImageOps.exif_transpose(im)
                 if im.mode == "I;16" or im.mode == "I":
                     im = im.point(lambda v: v / 256).convert("L")
                 if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
