@@ -9,7 +9,7 @@ image and point: ``bpp`` (the whole file, header included, × 8 over the origina
 (dB, RGB), ``ms_ssim_db`` (−10·log10(1 − MS-SSIM)), ``lpips`` (AlexNet; lower is better) and the
 encode/decode seconds. Written to ``OUT``:
 
-* ``per_image.csv``: one row per (image, codec, quality);
+* ``per_image.csv`` and ``per_image.json``: one row per (image, codec, quality);
 * ``points.csv`` and ``points.json``: each codec's points, averaged over images at each setting
   (``points.json`` also lists skipped codecs and why);
 * ``rd_psnr.png``, ``rd_ms_ssim_db.png``, ``rd_lpips.png``: one curve per codec against bpp;
@@ -302,6 +302,7 @@ def evaluate(
 
     order = ["image", "codec", "quality", "bytes", "bpp", "psnr", "ms_ssim_db", "lpips", "encode_s", "decode_s"]
     _write_csv(out / "per_image.csv", [{k: r[k] for k in order} for r in rows])
+    (out / "per_image.json").write_text(json.dumps([{k: _finite(r[k]) for k in order} for r in rows], indent=1))
     points = average_points(rows, runnable)
     _write_csv(out / "points.csv", [{"codec": n, **p} for n, pts in points.items() for p in pts])
     summary = {
@@ -315,7 +316,7 @@ def evaluate(
     table = markdown_table(bd, [c.name for c in runnable])
     (out / "bd_rate.md").write_text(table + "\n")
     plots = plot_curves(points, out, f"{Path(data_dir).name} ({len(files)} images)")
-    written = [out / n for n in ("per_image.csv", "points.csv", "points.json", "bd_rate.json", "bd_rate.md")] + plots
+    written = [out / n for n in ("per_image.csv", "per_image.json", "points.csv", "points.json", "bd_rate.json", "bd_rate.md")] + plots
     return EvalResult(points, bd, skipped, table, written)
 
 

@@ -159,9 +159,11 @@ def test_eval_end_to_end_on_two_images(small_kodak, lpips_weights, tmp_path, cap
         ["--data", str(small_kodak), "--codecs", ",".join(names), "-o", str(out), "--lpips-weights", str(lpips_weights), "--no-progress"])
     result = run_eval(ns)
 
-    for f in ("per_image.csv", "points.csv", "points.json", "bd_rate.json", "bd_rate.md", "rd_psnr.png", "rd_ms_ssim_db.png", "rd_lpips.png"):
+    for f in ("per_image.csv", "per_image.json", "points.csv", "points.json", "bd_rate.json", "bd_rate.md", "rd_psnr.png", "rd_ms_ssim_db.png", "rd_lpips.png"):
         assert (out / f).is_file() and (out / f).stat().st_size > 0, f
     rows = list(csv.DictReader(open(out / "per_image.csv")))
+    as_json = json.loads((out / "per_image.json").read_text())
+    assert len(as_json) == len(rows) and all(float(r["bpp"]) == pytest.approx(j["bpp"]) for r, j in zip(rows, as_json))
     points = json.loads((out / "points.json").read_text())
     assert points["images"] == 2 and set(points["codecs"]) == set(names)
     assert len(rows) == 2 * sum(len(c["points"]) for c in points["codecs"].values())
