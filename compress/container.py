@@ -110,7 +110,7 @@ def parse(data: bytes, name: str = "input") -> tuple[Header, list[bytes]]:
     (crc,) = struct.unpack_from(">I", data, end)
     payload = memoryview(data)[end + 4 :]
     if sum(lengths) != len(payload):
-        what = "truncated" if sum(lengths) > len(payload) else "followed by extra bytes"
+        what = "truncated or its section lengths are damaged" if sum(lengths) > len(payload) else "followed by extra bytes"
         raise UserError(f"{name} is {what} (payload {len(payload)} bytes, header says {sum(lengths)})")
     if zlib.crc32(payload, zlib.crc32(data[:end])) != crc:
         raise UserError(f"{name} is damaged (CRC-32 mismatch)")
