@@ -360,7 +360,7 @@ def run_eval(ns: argparse.Namespace) -> EvalResult:
         raise UserError(f"--refine takes a number of steps (0 or more), not {ns.refine}")
     torch.set_num_threads(ns.threads)
     names = [n.strip() for n in ns.codecs.split(",") if n.strip()]
-    result = evaluate(resolve_data_dir("kodak", ns.data), names, ns.out, dict(ns.quality), ns.model, ns.limit, ns.threads,
+    result = evaluate(resolve_data_dir("kodak", ns.data, option="--data"), names, ns.out, dict(ns.quality), ns.model, ns.limit, ns.threads,
                       ns.lpips_weights, ns.allow_download, ns.progress, ns.refine)
     for name, reason in result.skipped.items():
         print(f"skipped {name}: {reason}")
