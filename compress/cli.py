@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     rate = e.add_mutually_exclusive_group()
     rate.add_argument("--quality", type=float, default=0.5, help="0 (smallest) .. 1 (best); default 0.5")
     rate.add_argument("--target-bpp", type=float, help="largest file at or under this many bits per pixel")
-    e.add_argument("--model", default="mean_scale", help="shipped codec name or trained run folder")
+    e.add_argument("--model", default="mean_scale", help="shipped codec name (it wins over a folder of that name: write ./NAME for the folder) or trained run folder")
     e.add_argument("--refine", type=int, default=0, metavar="STEPS",
                    help="gradient steps on each image's latent for a lower rate-distortion cost (slower encoding; e.g. 50)")
     e.add_argument("--force", action="store_true", help="overwrite existing outputs")
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("demo", help="round trip a bundled photo, beside JPEG at the same size")
     m.add_argument("-o", "--out", type=Path, default=Path("out/compress"), help="output folder (default: out/compress)")
     m.add_argument("--image", type=Path, help="another photo instead of the bundled one")
-    m.add_argument("--model", default="mean_scale", help="shipped codec name or trained run folder")
+    m.add_argument("--model", default="mean_scale", help="shipped codec name (it wins over a folder of that name: write ./NAME for the folder) or trained run folder")
     m.add_argument("--quality", type=float, default=0.5)
     from .evaluate import add_eval_arguments
 

@@ -60,6 +60,8 @@ def weights_folder(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if path.exists():
         return path
+    if is_shipped(path.name) and len(path.parts) == 1:  # a shipped name given as a Path, or with a trailing slash
+        return WEIGHTS_DIR / path.name
     shipped = ", ".join(p.name for p in shipped_folders()) or "none shipped"
     raise UserError(f"no codec {name_or_path!r}: give a shipped name ({shipped}) or a trained run folder")
 
@@ -95,7 +97,7 @@ class Codec:
         return cls(load_exported(weights_folder(name_or_path)))
 
     @classmethod
-    def for_file(cls, header: Header) -> "Codec":
+    def for_file(cls, header: Header, name: str = "the file") -> "Codec":
         """The shipped codec that wrote a file: the one named by its model id whose weights hash
         matches, else any shipped codec of that architecture whose hash matches (a variant, e.g.
         ``mean_scale_msssim``), else the one named by the model id (whose decode then names the
@@ -109,7 +111,7 @@ class Codec:
             if codec.hash == header.weights_hash:
                 return codec
         if not named:
-            raise UserError(f"this file was written by codec {header.model_id!r}, which is not shipped; decode it with --model FOLDER, the weights that wrote it")
+            raise UserError(f"{name} was written by codec {header.model_id!r}, which is not shipped; decode it with --model FOLDER, the weights that wrote it")
         return cls(load_exported(named[0]))
 
     # -- transforms -------------------------------------------------------------------------------
@@ -218,10 +220,8 @@ class Codec:
         return pack(header, strings + ([alpha] if alpha is not None else []))
 
     # -- decode -----------------------------------------------------------------------------------
-    @torch.no_grad()
-    def decode(self, data: bytes, name: str = "input") -> torch.Tensor:
-        """``.enso`` bytes → image (C, H, W) in [0, 1] (C = 3 for RGB, 1 for grey, 4 for RGBA)."""
-        header, sections = parse(data, name)
+    def check(self, header: Header, sections: list[bytes], name: str = "input") -> None:
+        """Refuse (:class:`UserError`) a parsed file this codec did not write or whose sections do not fit it."""
         if header.model_id != self.model_id:
             raise UserError(f"{name} was encoded with codec {header.model_id!r}; decode it with --model {header.model_id}")
         if header.weights_hash != self.hash:
@@ -230,10 +230,19 @@ class Codec:
         expected = self.model.sections + (header.mode == "RGBA")
         if len(sections) != expected:
             raise UserError(f"{name} has {len(sections)} payload sections, expected {expected}; the file is damaged")
+
+    @torch.no_grad()
+    def decode(self, data: bytes, name: str = "input") -> torch.Tensor:
+        """``.enso`` bytes → image (C, H, W) in [0, 1] (C = 3 for RGB, 1 for grey, 4 for RGBA)."""
+        header, sections = parse(data, name)
+        self.check(header, sections, name)
         H, W = header.height, header.width
         hp, wp = H + (-H % STRIDE), W + (-W % STRIDE)
         with torch.autocast("cpu", enabled=False):
-            y_hat = self.model.decompress_latent(sections[: self.model.sections], (hp // 16, wp // 16))
+            try:
+                y_hat = self.model.decompress_latent(sections[: self.model.sections], (hp // 16, wp // 16))
+            except ValueError as e:  # a section that cannot be a coder's stream (entropy_coding.is_rans_stream)
+                raise UserError(f"{name} is damaged: {e}") from None
         _, inv_gain = self._gains(header.quality_code)
         x = tiled(lambda t: self._net(self.synthesis, t), y_hat * inv_gain, self.tile // 16, 8, scale=16)
         rgb = x[0, :, :H, :W].clamp(0, 1).mul(255).round().div(255)

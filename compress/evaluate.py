@@ -170,7 +170,7 @@ def average_points(rows: list[dict], codecs: list[RDCodec]) -> dict[str, list[di
             sel = [r for r in rows if r["codec"] == c.name and r["quality"] == q]
             point = {"quality": q, "images": len(sel)}
             for key in METRICS + ("bytes", "encode_s", "decode_s"):
-                values = [r[key] for r in sel if math.isfinite(r[key])]
+                values = [r[key] for r in sel if not math.isnan(r[key])]  # +inf (identical images) counts
                 point[key] = float(np.mean(values)) if values else math.nan
             points.append(point)
         out[c.name] = points

@@ -39,7 +39,7 @@ def _targets(pairs: list[tuple[Path, Path]], out: Path, suffix: str, force: bool
     need a folder where a file is, or (without ``force``) if an output exists."""
     single = len(pairs) == 1 and not out.is_dir() and out.suffix != ""
     if not single and out.exists() and not out.is_dir():
-        raise UserError(f"{out} is a file; give a folder for the outputs of {len(pairs)} inputs")
+        raise UserError(f"{out} is an existing file, not a folder: give a folder, or for one input an output name with its suffix")
     jobs = [(src, out if single else out / rel.with_suffix(suffix)) for src, rel in pairs]
     first: dict[Path, Path] = {}
     for src, dst in jobs:
@@ -79,18 +79,19 @@ def decode_files(inputs: list[Path], out: Path, model: str | None, force: bool) 
     """Decode every ``.enso`` file of ``inputs`` to PNG in ``out`` (a file for one input, else a folder),
     each with ``model`` or else the shipped codec that wrote it (:meth:`Codec.for_file`)."""
     jobs = _targets(_expand(inputs, "enso"), out, ".png", force)
-    if len(jobs) == 1 and out.suffix and out.suffix.lower() not in EXTENSIONS:
-        raise UserError(f"output {out} is not an image file name; use .png")
-    for src, _ in jobs:  # every file's header and CRC first: a bad file in a folder stops the batch before any output
-        parse(src.read_bytes(), str(src))
+    if len(jobs) == 1 and jobs[0][1].suffix.lower() not in EXTENSIONS:
+        raise UserError(f"output {jobs[0][1]} is not an image file name; use .png")
     codecs: dict[object, Codec] = {}
-    for src, dst in tqdm(jobs, desc="decode", unit="img", disable=len(jobs) == 1):
-        data = src.read_bytes()
-        header, _ = parse(data, str(src))
+    chosen = []
+    for src, _ in jobs:  # every file's header, CRC and codec first: a bad file in a folder stops the batch before any output
+        header, sections = parse(src.read_bytes(), str(src))
         key = model or (header.model_id, header.weights_hash)
         if key not in codecs:
-            codecs[key] = Codec.load(model) if model else Codec.for_file(header)
-        img = codecs[key].decode(data, str(src))
+            codecs[key] = Codec.load(model) if model else Codec.for_file(header, str(src))
+        codecs[key].check(header, sections, str(src))
+        chosen.append(codecs[key])
+    for (src, dst), codec in tqdm(list(zip(jobs, chosen)), desc="decode", unit="img", disable=len(jobs) == 1):
+        img = codec.decode(src.read_bytes(), str(src))
         save_image(img, dst)
         if len(jobs) == 1:
             print(f"{src} → {dst}: {img.shape[2]}×{img.shape[1]}")

@@ -510,8 +510,11 @@ from tests.test_codec import image, small_codec
 codec = small_codec(sys.argv[1]) if sys.argv[1] != "shipped" else Codec.load("mean_scale")
 header, sections = parse(codec.encode(image(3, 64, 64), 0.5))
 bigger = Header(header.mode, header.model_id, header.weights_hash, header.quality_code, 2048, 2048)
+state = (1 << 31).to_bytes(8, "little")  # a valid first state: these pass is_rans_stream and reach the coder
+cut = [x[: max(8, len(x) // 2 // 4 * 4)] for x in sections]
 cases = [pack(header, [b""] * len(sections)), pack(header, [b"\\xff" * 3000] * len(sections)),
-         pack(header, sections[:-1] + [sections[-1][:3]]), pack(bigger, sections), pack(bigger, [b""] * len(sections))]
+         pack(header, sections[:-1] + [sections[-1][:3]]), pack(bigger, sections), pack(bigger, [b""] * len(sections)),
+         pack(header, [state + b"\\xff" * 3000] * len(sections)), pack(bigger, [state] * len(sections)), pack(bigger, cut)]
 for data in cases:
     try:
         codec.decode(data)
@@ -524,23 +527,45 @@ print("survived", len(cases))
 @pytest.mark.parametrize("which", ["mean_scale", "factorized", "shipped"])
 def test_crafted_sections_behind_a_valid_crc_do_not_kill_the_process(which):
     """Sections emptied, filled with 0xFF or cut short, or a header claiming a larger image (2048²
-    from a 64² file's few bytes), each behind a re-sealed CRC: CompressAI's rANS decoder reads past the end of such strings (it
-    segfaulted); the guard bytes keep it in its buffer (run in a child: a crash would kill pytest)."""
+    from a 64² file's few bytes), each behind a re-sealed CRC: CompressAI's rANS decoder reads past
+    the end of such strings (it segfaulted). Strings that cannot be streams are refused
+    (``is_rans_stream``); the rest, a valid first state followed by garbage or cut short, reach the
+    coder and the guard bytes keep it in its buffer (run in a child: a crash would kill pytest)."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, "-c", CRAFTED, which], capture_output=True, text=True, cwd=root)
-    assert done.returncode == 0 and "survived 5" in done.stdout, (done.returncode, done.stderr[-2000:])
+    assert done.returncode == 0 and "survived 8" in done.stdout, (done.returncode, done.stderr[-2000:])
 
 
-def test_alpha_bomb_is_refused(ms_codec):
-    """An alpha section that inflates past the image's H·W bytes stops there and is refused."""
+def test_alpha_bomb_is_refused(ms_codec, monkeypatch):
+    """An alpha section that inflates past the image's H·W bytes stops there (never inflated in
+    full: the spy sees every output) and is refused."""
     import zlib
 
+    from compress import codec as codec_module
+
+    inflated, real = [], zlib.decompressobj
+
+    class Spy:
+        def __init__(self):
+            self.inner = real()
+
+        def decompress(self, data, max_length=0):
+            out = self.inner.decompress(data, max_length)
+            inflated.append(len(out))
+            return out
+
+        @property
+        def eof(self):
+            return self.inner.eof
+
+    monkeypatch.setattr(codec_module.zlib, "decompressobj", Spy)
     header, sections = parse(ms_codec.encode(image(4, 40, 40), 0.5))
     bomb = zlib.compress(bytes(40 * 40 * 10_000), 9)
     with pytest.raises(UserError, match="alpha"):
         ms_codec.decode(pack(header, sections[:-1] + [bomb]))
+    assert inflated and sum(inflated) <= 40 * 40 + 1
 
 
 @pytest.mark.parametrize("model_id", ["/tmp", "", "..", "no_such_codec"])
@@ -551,9 +576,13 @@ def test_a_files_model_id_is_never_a_path(model_id):
 
 
 def test_shipped_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch):
+    from pathlib import Path
+
     from compress.codec import WEIGHTS_DIR, weights_folder
 
     (tmp_path / "mean_scale").mkdir()
     monkeypatch.chdir(tmp_path)
     assert weights_folder("mean_scale") == WEIGHTS_DIR / "mean_scale"
     assert weights_folder("./mean_scale").resolve() == (tmp_path / "mean_scale").resolve()
+    (tmp_path / "mean_scale").rmdir()
+    assert weights_folder(Path("mean_scale")) == weights_folder("mean_scale/") == WEIGHTS_DIR / "mean_scale"

@@ -31,7 +31,7 @@ def test_several_inputs_need_a_folder_not_a_file(tmp_path):
     for i in range(2):
         save_image(photo(seed=i), tmp_path / f"p{i}.png")
     (tmp_path / "afile").write_bytes(b"mine")
-    with pytest.raises(UserError, match="is a file; give a folder"):
+    with pytest.raises(UserError, match="not a folder"):
         main(["encode", str(tmp_path / "p0.png"), str(tmp_path / "p1.png"), "-o", str(tmp_path / "afile")])
     assert (tmp_path / "afile").read_bytes() == b"mine"
 
@@ -75,5 +75,20 @@ def test_a_bad_file_in_a_folder_stops_decoding_before_any_output(tmp_path):
     assert main(["encode", str(tmp_path / "a.png"), "-o", str(enc / "a.enso")]) == 0
     (enc / "b.enso").write_bytes(b"ENSO" + bytes(10))
     with pytest.raises(UserError, match="b.enso"):
+        main(["decode", str(enc), "-o", str(tmp_path / "out")])
+    assert not (tmp_path / "out" / "a.png").exists()
+
+
+def test_a_file_from_unshipped_weights_stops_a_folder_before_any_output(tmp_path):
+    from compress.container import Header, pack, parse
+
+    save_image(photo(), tmp_path / "a.png")
+    enc = tmp_path / "enc"
+    enc.mkdir()
+    assert main(["encode", str(tmp_path / "a.png"), "-o", str(enc / "a.enso")]) == 0
+    header, sections = parse((enc / "a.enso").read_bytes())
+    other = Header(header.mode, "not_shipped", header.weights_hash, header.quality_code, header.height, header.width)
+    (enc / "b.enso").write_bytes(pack(other, sections))
+    with pytest.raises(UserError, match="b.enso was written by codec 'not_shipped'"):
         main(["decode", str(enc), "-o", str(tmp_path / "out")])
     assert not (tmp_path / "out" / "a.png").exists()

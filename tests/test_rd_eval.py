@@ -239,5 +239,7 @@ def test_points_average_ms_ssim_over_the_images_that_have_it():
     rows = [row | {"ms_ssim_db": 15.0, "psnr": 32.0}, row | {"ms_ssim_db": math.nan}]
     point = average_points(rows, [c])["x"][0]
     assert point["ms_ssim_db"] == 15.0 and point["psnr"] == 31.0 and point["images"] == 2
+    identical = average_points([row | {"ms_ssim_db": math.inf, "psnr": math.inf}, row | {"ms_ssim_db": 15.0}], [c])["x"][0]
+    assert identical["psnr"] == math.inf and identical["ms_ssim_db"] == math.inf  # identical images count (+inf)
     only_small = average_points([row | {"ms_ssim_db": math.nan}], [c])["x"][0]
     assert math.isnan(only_small["ms_ssim_db"])

@@ -48,6 +48,15 @@ def rans_encode(model: EntropyModel, symbols: torch.Tensor, indexes: torch.Tenso
     return RansEncoder().encode_with_indexes(_int_sequence(symbols), _int_sequence(indexes), *coder_tables(model))
 
 
+def is_rans_stream(string: bytes) -> bool:
+    """Whether ``string`` can be a stream of CompressAI's 64-bit rANS coder: whole 32-bit words, at
+    least two, and a first state (two little-endian words) in [2³¹, 2⁶³), the range its encoder
+    keeps the state in. An emptied or oddly cut section fails here, before any decoding."""
+    if len(string) < 8 or len(string) % 4:
+        return False
+    return 1 << 31 <= int.from_bytes(string[:8], "little") < 1 << 63
+
+
 def guard_bytes(symbols: int, string: bytes) -> int:
     """Zero bytes to append to ``string`` before decoding ``symbols`` symbols from it.
 
@@ -67,6 +76,8 @@ def rans_decode(model: EntropyModel, string: bytes, indexes: torch.Tensor) -> to
     padded first (:func:`guard_bytes`). The decoded list becomes a tensor through numpy, not
     ``torch.tensor`` on a Python list (the slowest step of CompressAI's decompress in a profile of a
     Kodak image)."""
+    if indexes.numel() and not is_rans_stream(string):
+        raise ValueError(f"a {len(string)}-byte section is no rANS stream (too short, not whole 32-bit words, or an invalid first state)")
     padded = string + bytes(guard_bytes(indexes.numel(), string))
     values = RansDecoder().decode_with_indexes(padded, _int_sequence(indexes), *coder_tables(model))
     return torch.from_numpy(np.fromiter(values, dtype=np.int32, count=len(values))).reshape(indexes.shape)
