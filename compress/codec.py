@@ -36,6 +36,7 @@ from shared.tiling import tiled
 
 from .container import Header, pack, parse, quality_code
 from .models.base import PhaseConvTranspose2d
+from .models.entropy_coding import DamagedStream
 
 STRIDE = 64  # total downsampling of g_a ∘ h_a
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -241,7 +242,7 @@ class Codec:
         with torch.autocast("cpu", enabled=False):
             try:
                 y_hat = self.model.decompress_latent(sections[: self.model.sections], (hp // 16, wp // 16))
-            except ValueError as e:  # a section that cannot be a coder's stream (entropy_coding.is_rans_stream)
+            except DamagedStream as e:
                 raise UserError(f"{name} is damaged: {e}") from None
         _, inv_gain = self._gains(header.quality_code)
         x = tiled(lambda t: self._net(self.synthesis, t), y_hat * inv_gain, self.tile // 16, 8, scale=16)

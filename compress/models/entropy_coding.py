@@ -48,6 +48,10 @@ def rans_encode(model: EntropyModel, symbols: torch.Tensor, indexes: torch.Tenso
     return RansEncoder().encode_with_indexes(_int_sequence(symbols), _int_sequence(indexes), *coder_tables(model))
 
 
+class DamagedStream(ValueError):
+    """A byte string that cannot be a stream of the rANS coder (:func:`is_rans_stream`)."""
+
+
 def is_rans_stream(string: bytes) -> bool:
     """Whether ``string`` can be a stream of CompressAI's 64-bit rANS coder: whole 32-bit words, at
     least two, and a first state (two little-endian words) in [2³¹, 2⁶³), the range its encoder
@@ -77,7 +81,7 @@ def rans_decode(model: EntropyModel, string: bytes, indexes: torch.Tensor) -> to
     ``torch.tensor`` on a Python list (the slowest step of CompressAI's decompress in a profile of a
     Kodak image)."""
     if indexes.numel() and not is_rans_stream(string):
-        raise ValueError(f"a {len(string)}-byte section is no rANS stream (too short, not whole 32-bit words, or an invalid first state)")
+        raise DamagedStream(f"a {len(string)}-byte section is no rANS stream (too short, not whole 32-bit words, or an invalid first state)")
     padded = string + bytes(guard_bytes(indexes.numel(), string))
     values = RansDecoder().decode_with_indexes(padded, _int_sequence(indexes), *coder_tables(model))
     return torch.from_numpy(np.fromiter(values, dtype=np.int32, count=len(values))).reshape(indexes.shape)
