@@ -10,6 +10,7 @@
     compress export RUN -o compress/weights/mean_scale_msssim --base mean_scale   # only what differs from mean_scale
     compress train --data DIR [--data DIR ...] --run RUN [--model mean_scale] [--crop 256] [--steps N] [--resume]
     compress train ... --init mean_scale --model-distortion ms-ssim --model-train-only transforms   # a variant
+    compress train ... --model mean_scale_cc --init mean_scale --model-train-only context   # a context model on a trained codec
 """
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ from shared.errors import UserError, run_cli
 from shared.registry import build, make_config
 from shared.trainer import TrainConfig, Trainer, seed_everything
 
-from .models.base import CodecConfig
+from .models.channel_context import ContextConfig
 
-CODECS = ("mean_scale", "hyperprior", "factorized")
+CODECS = ("mean_scale", "mean_scale_cc", "hyperprior", "factorized")
 #: the training defaults that differ from the trainer's (Minnen/CompressAI-style recipe, shortened)
 TRAIN_DEFAULTS = {"steps": 8000, "batch_size": 8, "lr": 5e-4, "lr_schedule": "linear", "decay_start": 0.35, "ckpt_every": 100, "grad_clip": 1.0}
 
@@ -70,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the run in --run")
     t.add_argument("--init", help="start from these weights (a shipped codec name or exported folder of the same --model), "
                                   "e.g. to fine-tune a variant; --model-lambdas etc. still come from the flags (ignored with --resume)")
-    add_config_args(t, CodecConfig, prefix="model_")
+    add_config_args(t, ContextConfig, prefix="model_")  # every codec's fields (ContextConfig extends CodecConfig)
     add_config_args(t, TrainConfig, defaults=TRAIN_DEFAULTS)
     return parser
 
@@ -81,7 +82,12 @@ def train(ns: argparse.Namespace) -> None:
     import dataclasses
 
     cfg = config_from_args(TrainConfig, ns, base=dataclasses.replace(TrainConfig(), **TRAIN_DEFAULTS))
-    model_cfg = config_from_args(CodecConfig, ns, prefix="model_", base=make_config(ns.model))
+    base_cfg = make_config(ns.model)
+    own = {f.name for f in dataclasses.fields(base_cfg)}
+    foreign = [f.name for f in dataclasses.fields(ContextConfig) if f.name not in own and hasattr(ns, "model_" + f.name)]
+    if foreign:
+        raise UserError(f"--model-{foreign[0].replace('_', '-')} is not an option of --model {ns.model}")
+    model_cfg = config_from_args(type(base_cfg), ns, prefix="model_", base=base_cfg)
     data = ImageFolder(ns.data, crop=ns.crop, mode="RGB")
     seed_everything(cfg.seed)
     model = build(ns.model, model_cfg)
@@ -99,13 +105,16 @@ def initialise_from(model, source: str) -> None:
     from .codec import weights_folder
 
     src = load_exported(weights_folder(source))
-    if src.registry_name != model.registry_name:
+    extends = src.registry_name == getattr(model, "extends", None)  # e.g. mean_scale_cc from mean_scale: its context starts untrained
+    if src.registry_name != model.registry_name and not extends:
         raise UserError(f"--init {source} is a {src.registry_name!r} codec; train --model {src.registry_name} to start from it")
     state = src.state_dict() | {"lambdas": model.lambdas}
     try:
-        model.load_state_dict(state)
+        missing, unexpected = model.load_state_dict(state, strict=not extends)
     except RuntimeError as e:
         raise UserError(f"--init {source} does not fit this model ({str(e).strip().splitlines()[0]}); give the same --model-N/-M and number of --model-lambdas") from None
+    if extends and (unexpected or any(not model.is_context(k) for k in missing)):
+        raise UserError(f"--init {source} does not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

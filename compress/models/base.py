@@ -25,6 +25,7 @@ from compressai.ops import quantize_ste
 from torch import nn
 from torch.nn import functional as F
 
+from shared.errors import UserError
 from shared.model import TrainableModel
 
 #: CompressAI's λ for its qualities 1..6 (MSE); our levels span them
@@ -51,10 +52,11 @@ class CodecConfig:
                           "(as compress encode --refine optimises a latent; for fine-tuning a trained codec)"},
     )
     anneal_tau: float = field(default=0.3, metadata={"help": "temperature of rate_input=annealed (towards 0: rounding)"})
-    train_only: Literal["all", "transforms"] = field(
+    train_only: Literal["all", "transforms", "context"] = field(
         default="all",
         metadata={"help": "transforms: train g_a, g_s and the gains only, keeping the hyperprior and entropy models as initialised "
-                          "(a variant of a trained codec, e.g. for MS-SSIM, that shares its entropy model and ships only its transforms)"},
+                          "(a variant of a trained codec, e.g. for MS-SSIM, that shares its entropy model and ships only its transforms); "
+                          "context: train a context model's own networks only, on the rate alone (mean_scale_cc from --init mean_scale)"},
     )
 
 
@@ -275,8 +277,8 @@ class GainedCodec(TrainableModel, CompressionModel):
         return lambda u: annealed_round(u, tau)
 
     # -- the CompressAI protocol -----------------------------------------------------------------
-    def forward(self, x: torch.Tensor, q: torch.Tensor | float = 1.0) -> dict:
-        """``{"x_hat", "likelihoods": {...}}`` at quality ``q`` (a float or (B,) tensor)."""
+    def latent(self, x: torch.Tensor, q: torch.Tensor | float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """The encoder half of :meth:`forward`: (ŷ for g_s, {name: likelihoods}, inverse gain (B, M, 1, 1))."""
         if not torch.is_tensor(q):
             q = torch.full((x.shape[0],), float(q), device=x.device)
         gain, inv_gain = self.gains(q)
@@ -288,6 +290,11 @@ class GainedCodec(TrainableModel, CompressionModel):
             else:
                 y_relaxed, likelihoods, centre = self.placed_entropy(y, relax)
                 y_hat = self.decoder_input(y, y_relaxed, centre)
+        return y_hat, likelihoods, inv_gain
+
+    def forward(self, x: torch.Tensor, q: torch.Tensor | float = 1.0) -> dict:
+        """``{"x_hat", "likelihoods": {...}}`` at quality ``q`` (a float or (B,) tensor)."""
+        y_hat, likelihoods, inv_gain = self.latent(x, q)
         x_hat = self.g_s(y_hat * inv_gain)
         return {"x_hat": x_hat.float(), "likelihoods": likelihoods}
 
@@ -308,13 +315,21 @@ class GainedCodec(TrainableModel, CompressionModel):
         """Whether parameter ``name`` belongs to the transforms or gains (what ``train_only="transforms"`` trains)."""
         return name.split(".")[0] in ("g_a", "g_s", "log_gain", "log_inv_gain")
 
+    def is_context(self, name: str) -> bool:
+        """Whether parameter ``name`` belongs to a context model (what ``train_only="context"`` trains; none here)."""
+        return False
+
     def optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
         """``main`` (everything but the bottleneck's quantiles) and ``aux`` (the quantiles); under
-        ``train_only="transforms"`` the other parameters are frozen (``requires_grad`` off) and only
-        ``main``, over the transforms and gains, is returned."""
-        if self.config.train_only == "transforms":
+        ``train_only="transforms"`` (or ``"context"``) the other parameters are frozen
+        (``requires_grad`` off) and only ``main``, over the transforms and gains (or the context
+        model), is returned."""
+        if self.config.train_only != "all":
+            trains = self.is_transform if self.config.train_only == "transforms" else self.is_context
+            if not any(trains(n) for n, _ in self.named_parameters()):
+                raise UserError(f"--model-train-only {self.config.train_only}: this codec has no such parameters")
             for n, p in self.named_parameters():
-                p.requires_grad_(self.is_transform(n))
+                p.requires_grad_(trains(n))
             return {"main": torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)}
         main = [p for n, p in self.named_parameters() if not n.endswith(".quantiles")]
         aux = [p for n, p in self.named_parameters() if n.endswith(".quantiles")]
@@ -329,6 +344,8 @@ class GainedCodec(TrainableModel, CompressionModel):
             return {"loss": self.aux_loss()}
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
         B, _, H, W = x.shape
+        if self.config.train_only == "context":
+            return self.rate_step(x)
         level = torch.randint(0, len(self.config.lambdas), (B,), device=x.device)
         out = self(x, self.level_quality(level))
         bits = sum(torch.log(lik).flatten(1).sum(1) for lik in out["likelihoods"].values()) / -math.log(2)
@@ -341,3 +358,18 @@ class GainedCodec(TrainableModel, CompressionModel):
         if self.config.distortion == "ms-ssim":
             logged["ms_ssim_db"] = (-10 * torch.log10(distortion.detach().clamp_min(1e-10))).mean()
         return logged
+
+    def rate_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``train_only="context"``: the transforms are fixed, so only the rate is trained (the coded
+        means move ŷ only through rounding, which passes no gradient), at a uniformly random
+        quality per image (the whole continuous range); g_s is not run."""
+        q = torch.rand(x.shape[0], device=x.device)
+        with torch.no_grad():
+            gain, _ = self.gains(q)
+            y = self.g_a(x).float() * gain
+        with torch.autocast(x.device.type, enabled=False):
+            relax = self.training_rounding()
+            likelihoods = self.entropy(y)[1] if relax is None else self.placed_entropy(y, relax)[1]
+        bits = sum(torch.log(lik).flatten(1).sum(1) for lik in likelihoods.values()) / -math.log(2)
+        bpp = bits / (x.shape[2] * x.shape[3])
+        return {"loss": bpp.mean(), "bpp": bpp.mean().detach()}

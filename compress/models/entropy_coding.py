@@ -87,6 +87,28 @@ def rans_decode(model: EntropyModel, string: bytes, indexes: torch.Tensor) -> to
     return torch.from_numpy(np.fromiter(values, dtype=np.int32, count=len(values))).reshape(indexes.shape)
 
 
+class RansStream:
+    """One rANS string (:func:`rans_encode` of several parts' symbols, concatenated) decoded a part
+    at a time, as a context model needs (each part's CDF indexes depend on the parts before it):
+    the same values as one :func:`rans_decode` over all indexes. The string is checked and padded
+    as :func:`rans_decode` does, for ``symbols`` symbols in all."""
+
+    def __init__(self, model: EntropyModel, string: bytes, symbols: int):
+        if symbols and not is_rans_stream(string):
+            raise DamagedStream(f"a {len(string)}-byte section is no rANS stream (too short, not whole 32-bit words, or an invalid first state)")
+        self.model, self.left = model, symbols
+        self.decoder = RansDecoder()
+        self.decoder.set_stream(string + bytes(guard_bytes(symbols, string)))
+
+    def decode(self, indexes: torch.Tensor) -> torch.Tensor:
+        """The next ``indexes.numel()`` symbols → int32, shaped like ``indexes``."""
+        if indexes.numel() > self.left:  # the guard covers only the symbols announced
+            raise ValueError(f"{indexes.numel()} more symbols asked of a stream with {self.left} left")
+        self.left -= indexes.numel()
+        values = self.decoder.decode_stream(_int_sequence(indexes), *coder_tables(self.model))
+        return torch.from_numpy(np.fromiter(values, dtype=np.int32, count=len(values))).reshape(indexes.shape)
+
+
 def encode_gaussian(gc: GaussianConditional, y: torch.Tensor, indexes: torch.Tensor, means: torch.Tensor | None) -> bytes:
     """``gc.compress(y.double(), indexes, means=means)[0]`` for one image (y (1, M, h, w), indexes
     int32, means float64 or None): the same bytes, through :func:`rans_encode`."""

@@ -83,19 +83,29 @@ class _Hyperprior(GainedCodec):
         return y_hat, {"y": y_lik, "z": z_lik}
 
     # -- deterministic coding -----------------------------------------------------------------------
-    def coding_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(CDF indexes, float64 means) for y from ẑ, exactly reproducible: h_s in integer
-        arithmetic (:class:`~compress.models.integer_synthesis.IntegerSynthesis`, rebuilt when
-        a weight changes: every in-place change through the parameter, an optimiser's step or
-        ``load_state_dict``, bumps its version counter; comparing the values instead took 2.4 ms
-        a call), then the exact index lookup."""
-        key = [(p.data_ptr(), p._version) for p in self.h_s.parameters()]
-        cached = self.__dict__.get("_integer_h_s")
+    def integer_net(self, net: nn.Sequential) -> IntegerSynthesis:
+        """The exact integer copy of ``net`` (h_s or another coding-time network of this model,
+        :class:`~compress.models.integer_synthesis.IntegerSynthesis`), rebuilt when a weight
+        changes: every in-place change through the parameter, an optimiser's step or
+        ``load_state_dict``, bumps its version counter (comparing the values instead took 2.4 ms a
+        call)."""
+        key = [(p.data_ptr(), p._version) for p in net.parameters()]
+        cache = self.__dict__.setdefault("_integer_nets", {})
+        cached = cache.get(id(net))
         if cached is None or cached[0] != key:
-            self.__dict__["_integer_h_s"] = cached = (key, IntegerSynthesis(self.h_s))
+            cache[id(net)] = cached = (key, IntegerSynthesis(net))
+        return cached[1]
+
+    def hyper_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(scales, means or None), float64, from ẑ through the integer h_s: exactly reproducible."""
         with torch.autocast(z_hat.device.type, enabled=False):
-            params = cached[1](z_hat)
-        scales, means = params.chunk(2, 1) if self.predicts_mean else (params, None)
+            params = self.integer_net(self.h_s)(z_hat)
+        return params.chunk(2, 1) if self.predicts_mean else (params, None)
+
+    def coding_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(CDF indexes, float64 means) for y from ẑ, exactly reproducible: :meth:`hyper_parameters`,
+        then the exact index lookup."""
+        scales, means = self.hyper_parameters(z_hat)
         return scale_indexes(self.gaussian_conditional.scale_table, scales), means
 
     def compress_latent(self, y: torch.Tensor, run=None) -> list[bytes]:
