@@ -1,7 +1,7 @@
 """The ``compress`` command: encode, decode, evaluate and train learned image codecs.
 
     compress demo                                 # round trip of a bundled photo, beside JPEG
-    compress encode photo.png -o photo.enso [--quality 0.5 | --target-bpp 0.3] [--model mean_scale]
+    compress encode photo.png -o photo.enso [--quality 0.5 | --target-bpp 0.3] [--model mean_scale_cc]
     compress encode photos/ -o encoded/           # every image of a folder, with a progress bar
     compress encode photo.png -o photo.enso --refine 50   # slower encoding, lower rate-distortion cost (compress.refine)
     compress decode photo.enso -o photo.png
@@ -25,6 +25,7 @@ from shared.errors import UserError, run_cli
 from shared.registry import build, make_config
 from shared.trainer import TrainConfig, Trainer, seed_everything
 
+from .codec import DEFAULT_CODEC
 from .models.channel_context import ContextConfig
 
 CODECS = ("mean_scale", "mean_scale_cc", "hyperprior", "factorized")
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     rate = e.add_mutually_exclusive_group()
     rate.add_argument("--quality", type=float, default=0.5, help="0 (smallest) .. 1 (best); default 0.5")
     rate.add_argument("--target-bpp", type=float, help="largest file at or under this many bits per pixel")
-    e.add_argument("--model", default="mean_scale", help="shipped codec name (it wins over a folder of that name: write ./NAME for the folder) or trained run folder")
+    e.add_argument("--model", default=DEFAULT_CODEC, help=f"default {DEFAULT_CODEC}; a shipped codec name (it wins over a folder of that name: write ./NAME for the folder) or trained run folder")
     e.add_argument("--refine", type=int, default=0, metavar="STEPS",
                    help="gradient steps on each image's latent for a lower rate-distortion cost (slower encoding; e.g. 50)")
     e.add_argument("--force", action="store_true", help="overwrite existing outputs")
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("demo", help="round trip a bundled photo, beside JPEG at the same size")
     m.add_argument("-o", "--out", type=Path, default=Path("out/compress"), help="output folder (default: out/compress)")
     m.add_argument("--image", type=Path, help="another photo instead of the bundled one")
-    m.add_argument("--model", default="mean_scale", help="shipped codec name (it wins over a folder of that name: write ./NAME for the folder) or trained run folder")
+    m.add_argument("--model", default=DEFAULT_CODEC, help=f"default {DEFAULT_CODEC}; a shipped codec name (it wins over a folder of that name: write ./NAME for the folder) or trained run folder")
     m.add_argument("--quality", type=float, default=0.5)
     from .evaluate import add_eval_arguments
 

@@ -40,6 +40,8 @@ from .models.entropy_coding import DamagedStream
 
 STRIDE = 64  # total downsampling of g_a ∘ h_a
 WEIGHTS_DIR = Path(__file__).parent / "weights"
+#: the shipped codec that encode, demo and eval use unless told otherwise
+DEFAULT_CODEC = "mean_scale_cc"
 
 
 def shipped_folders() -> list[Path]:
@@ -93,7 +95,7 @@ class Codec:
         self.synthesis = nn.Sequential(*self.model.g_s[:-1], PhaseConvTranspose2d(self.model.g_s[-1]))
 
     @classmethod
-    def load(cls, name_or_path: str | Path = "mean_scale") -> "Codec":
+    def load(cls, name_or_path: str | Path = DEFAULT_CODEC) -> "Codec":
         """A shipped codec by name (``compress/weights/NAME``) or an exported/run folder by path."""
         return cls(load_exported(weights_folder(name_or_path)))
 

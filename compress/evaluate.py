@@ -43,12 +43,13 @@ from shared.metrics.structural import MIN_SIDE, ms_ssim_db
 from shared.paths import data_dir as resolve_data_dir
 
 from . import classical
+from .codec import DEFAULT_CODEC
 
 ALL_CODECS: tuple[str, ...] = ("ours",) + classical.NAMES
 #: the learned codec's default qualities (its own scale, [0, 1])
 OURS_QUALITIES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 #: the learned codec ``ours`` loads when no --model is given (a shipped codec name)
-DEFAULT_OURS_MODEL = "mean_scale"
+DEFAULT_OURS_MODEL = DEFAULT_CODEC
 ANCHORS = ("jpeg", "avif")
 METRICS = ("bpp", "psnr", "ms_ssim_db", "lpips")
 #: plot files: metric → (file, axis label)

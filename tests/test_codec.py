@@ -16,17 +16,24 @@ from shared.errors import UserError
 from shared.trainer import seed_everything
 
 
-def small_codec(name: str) -> Codec:
+def small_codec(name: str, active_context: bool = True) -> Codec:
+    """A small untrained codec, its gains spread; a context model's (``mean_scale_cc``) zero-initialised
+    last layers get small random weights unless ``active_context`` is False, so that its context
+    changes the coded Gaussians as a trained one does."""
     seed_everything(0)
     model = registry.build(name, {"N": 32, "M": 48})
     with torch.no_grad():  # untrained latents are tiny: spread the gains so quality spans real rates
         levels = torch.linspace(1.0, 5.0, model.log_gain.shape[0]).unsqueeze(1)
         model.log_gain.copy_(levels.expand_as(model.log_gain))
         model.log_inv_gain.copy_(-levels.expand_as(model.log_gain))
+        g = torch.Generator().manual_seed(0)
+        for net in getattr(model, "context", []) if active_context else []:
+            net[-1].weight.copy_(0.02 * torch.randn(net[-1].weight.shape, generator=g))
+            net[-1].bias.copy_(0.05 * torch.randn(net[-1].bias.shape, generator=g))
     return Codec(model)
 
 
-@pytest.fixture(scope="module", params=["mean_scale", "factorized"])
+@pytest.fixture(scope="module", params=["mean_scale", "mean_scale_cc", "factorized"])
 def codec(request) -> Codec:
     return small_codec(request.param)
 
@@ -55,9 +62,10 @@ def test_round_trip_any_size_and_mode(codec, c, h, w):
         assert torch.equal(y[3], (x[3] * 255).round() / 255)
 
 
-def test_shipped_codec_is_deterministic_across_thread_counts():
+@pytest.mark.parametrize("name", ["mean_scale", "mean_scale_cc"])
+def test_shipped_codec_is_deterministic_across_thread_counts(name):
     """The shipped weights (N = 128 channels: other oneDNN kernels than the small test codecs')."""
-    shipped = Codec.load("mean_scale")
+    shipped = Codec.load(name)
     x = image(3, 200, 136, seed=5)
     threads = torch.get_num_threads()
     try:
@@ -374,7 +382,8 @@ def synthetic_photo(seed: int = 0) -> torch.Tensor:
     return torch.nn.functional.interpolate(base, size=(256, 384), mode="bicubic", align_corners=False)[0].clamp(0, 1)
 
 
-def test_file_size_is_within_1_percent_of_the_estimate():
+@pytest.mark.parametrize("name", ["mean_scale", "mean_scale_cc"])
+def test_file_size_is_within_1_percent_of_the_estimate(name):
     """The shipped codec's file against its model's estimate (−Σ log2 likelihoods of the coded
     values, as scripts/bench_codec.py computes it) plus the header, on a Kodak image (ENSO_DATA) or
     a synthetic one. Rounding scales up to the table (CompressAI's indexing) fails this: +2.2 to
@@ -386,7 +395,7 @@ def test_file_size_is_within_1_percent_of_the_estimate():
 
     kodak = Path(os.environ.get("ENSO_DATA", "/nonexistent")) / "kodak" / "kodim23.png"
     img = load_image(kodak) if kodak.is_file() else synthetic_photo()
-    codec = Codec.load("mean_scale")
+    codec = Codec.load(name)
     H, W = img.shape[1:]
     x = torch.nn.functional.pad(img[None], (0, -W % 64, 0, -H % 64), mode="replicate")
     for q in (0.0, 0.5, 1.0):
@@ -402,29 +411,35 @@ CROSS_PROCESS = """
 import sys, torch
 torch.set_num_threads(int(sys.argv[1]))
 sys.path.insert(0, {root!r})
+from compress.codec import Codec
 from tests.test_codec import image, small_codec
-codec = small_codec("mean_scale")
-if sys.argv[2] == "encode":
-    open(sys.argv[3], "wb").write(codec.encode(image(3, 80, 144, seed=3), 0.6))
+codec = small_codec("mean_scale") if sys.argv[2] == "small" else Codec.load(sys.argv[2])
+if sys.argv[3] == "encode":
+    open(sys.argv[4], "wb").write(codec.encode(image(3, 80, 144, seed=3), 0.6))
 else:
-    out = codec.decode(open(sys.argv[3], "rb").read())
-    torch.save(out, sys.argv[4])
+    out = codec.decode(open(sys.argv[4], "rb").read())
+    torch.save(out, sys.argv[5])
 """
 
 
-def test_file_decodes_identically_in_new_processes_with_other_thread_counts(tmp_path, ms_codec):
+@pytest.mark.parametrize("which", ["small", "mean_scale_cc"])
+def test_file_decodes_identically_in_new_processes_with_other_thread_counts(tmp_path, ms_codec, which):
+    """Encoded in one process on 1 thread, decoded in two others on 2 and 1 threads and in this one:
+    the same pixels (a small mean-scale codec, and the shipped context codec, whose groups' CDFs
+    come from the integer context networks)."""
     from pathlib import Path
 
+    codec = ms_codec if which == "small" else Codec.load(which)
     script = CROSS_PROCESS.format(root=str(Path(__file__).resolve().parents[1]))
     enso = tmp_path / "x.enso"
-    subprocess.run([sys.executable, "-c", script, "1", "encode", str(enso)], check=True)
-    assert enso.read_bytes() == ms_codec.encode(image(3, 80, 144, seed=3), 0.6)
+    subprocess.run([sys.executable, "-c", script, "1", which, "encode", str(enso)], check=True)
+    assert enso.read_bytes() == codec.encode(image(3, 80, 144, seed=3), 0.6)
     outs = []
     for threads in ("2", "1"):
         dst = tmp_path / f"out{threads}.pt"
-        subprocess.run([sys.executable, "-c", script, threads, "decode", str(enso), str(dst)], check=True)
+        subprocess.run([sys.executable, "-c", script, threads, which, "decode", str(enso), str(dst)], check=True)
         outs.append(torch.load(dst, weights_only=True))
-    assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], ms_codec.decode(enso.read_bytes()))
+    assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], codec.decode(enso.read_bytes()))
 
 
 def test_training_run_exports_to_a_loadable_codec(tmp_path):
@@ -507,7 +522,7 @@ from compress.codec import Codec
 from compress.container import Header, pack, parse
 from shared.errors import UserError
 from tests.test_codec import image, small_codec
-codec = small_codec(sys.argv[1]) if sys.argv[1] != "shipped" else Codec.load("mean_scale")
+codec = Codec.load(sys.argv[1].removeprefix("shipped:")) if sys.argv[1].startswith("shipped:") else small_codec(sys.argv[1])
 header, sections = parse(codec.encode(image(3, 64, 64), 0.5))
 bigger = Header(header.mode, header.model_id, header.weights_hash, header.quality_code, 2048, 2048)
 state = (1 << 31).to_bytes(8, "little")  # a valid first state: these pass is_rans_stream and reach the coder
@@ -524,7 +539,7 @@ print("survived", len(cases))
 """
 
 
-@pytest.mark.parametrize("which", ["mean_scale", "factorized", "shipped"])
+@pytest.mark.parametrize("which", ["mean_scale", "factorized", "shipped:mean_scale", "shipped:mean_scale_cc"])
 def test_crafted_sections_behind_a_valid_crc_do_not_kill_the_process(which):
     """Sections emptied, filled with 0xFF or cut short, or a header claiming a larger image (2048²
     from a 64² file's few bytes), each behind a re-sealed CRC: CompressAI's rANS decoder reads past
