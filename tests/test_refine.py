@@ -14,7 +14,7 @@ def codec() -> Codec:
     return small_codec("mean_scale")
 
 
-@pytest.fixture(scope="module", params=["mean_scale", "hyperprior", "factorized"])
+@pytest.fixture(scope="module", params=["mean_scale", "mean_scale_cc", "hyperprior", "factorized"])
 def any_codec(request) -> Codec:
     return small_codec(request.param)
 

@@ -89,7 +89,7 @@ class ChannelContextHyperprior(MeanScaleHyperprior):
         coded, placed, liks, centres = [], [], [], []
         for i, g in enumerate(self.groups()):
             sc, mu = self.corrected(i, scales, means, coded)
-            coded.append((round_about(y[:, g], mu) - means[:, g]).detach())  # no gradient through later groups' inputs
+            coded.append(round_about(y[:, g], mu) - means[:, g])  # straight-through: y's gradient flows through later groups' contexts too
             placed.append(likelihood_input(y[:, g], mu))
             liks.append(gaussian_likelihood(self.gaussian_conditional, placed[-1], sc, mu))
             centres.append(mu)
