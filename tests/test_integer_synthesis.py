@@ -108,3 +108,16 @@ def test_coding_parameters_follow_weight_changes():
 def test_unsupported_layers_are_refused():
     with pytest.raises(ValueError, match="supports"):
         IntegerSynthesis(torch.nn.Sequential(torch.nn.Conv2d(2, 2, 3), torch.nn.ReLU()))
+
+
+def test_precise_last_layer_is_closer_to_float64():
+    """``precise_last`` (the context networks' setting): the last layer's weights at 13 bits as two
+    int8 halves; its output lies closer to the float64 network's than with 7-bit weights."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(8, 6, 3, padding=1)).double()  # (the last layer alone: its error is the weights')
+    x = torch.randn(1, 8, 12, 10, dtype=torch.float64)
+    with torch.no_grad():
+        exact = net(x)
+        coarse = (IntegerSynthesis(net)(x) - exact).abs().max()
+        fine = (IntegerSynthesis(net, precise_last=True)(x) - exact).abs().max()
+    assert fine < 0.1 * coarse

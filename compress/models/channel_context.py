@@ -15,7 +15,7 @@ own weights ship (the rest is the ``mean_scale`` export's).
 
 Determinism: the decoder must reproduce every group's CDF indexes exactly, so when coding the
 context networks run in exact integer arithmetic like h_s
-(:class:`~compress.models.integer_synthesis.IntegerSynthesis`), and the correction is applied in
+(:class:`~compress.models.integer_synthesis.IntegerSynthesis`, the last layer's weights at 13 bits), and the correction is applied in
 float64 with additions and multiplications only (correctly rounded, the same on every machine).
 All groups share one rANS string, decoded a group at a time
 (:class:`~compress.models.entropy_coding.RansStream`): no bytes beyond the hyperprior's.
@@ -125,7 +125,7 @@ class ChannelContextHyperprior(MeanScaleHyperprior):
         returns ŷ (1, M, h, w) float64."""
         coded, y_hat = [], []
         for i, g in enumerate(self.groups()):
-            net = self.integer_net(self.context[i - 1]) if i else None
+            net = self.integer_net(self.context[i - 1], precise_last=True) if i else None  # (a 7-bit last layer cost 0.25 % of y's bits)
             sc, mu = self.corrected(i, scales, means, coded, net)
             symbols = code_group(i, scale_indexes(self.gaussian_conditional.scale_table, sc), mu)
             values = symbols.double() + mu

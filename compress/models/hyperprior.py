@@ -83,17 +83,17 @@ class _Hyperprior(GainedCodec):
         return y_hat, {"y": y_lik, "z": z_lik}
 
     # -- deterministic coding -----------------------------------------------------------------------
-    def integer_net(self, net: nn.Sequential) -> IntegerSynthesis:
+    def integer_net(self, net: nn.Sequential, precise_last: bool = False) -> IntegerSynthesis:
         """The exact integer copy of ``net`` (h_s or another coding-time network of this model,
         :class:`~compress.models.integer_synthesis.IntegerSynthesis`), rebuilt when a weight
         changes: every in-place change through the parameter, an optimiser's step or
         ``load_state_dict``, bumps its version counter (comparing the values instead took 2.4 ms a
-        call)."""
-        key = [(p.data_ptr(), p._version) for p in net.parameters()]
+        call); ``precise_last`` as :class:`~compress.models.integer_synthesis.IntegerSynthesis` takes it."""
+        key = [(p.data_ptr(), p._version) for p in net.parameters()] + [precise_last]
         cache = self.__dict__.setdefault("_integer_nets", {})
         cached = cache.get(id(net))
         if cached is None or cached[0] != key:
-            cache[id(net)] = cached = (key, IntegerSynthesis(net))
+            cache[id(net)] = cached = (key, IntegerSynthesis(net, precise_last))
         return cached[1]
 
     def hyper_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -45,6 +45,18 @@ def quantize_weight(w: torch.Tensor, out_dim: int) -> tuple[torch.Tensor, torch.
     return torch.round(w / scale).to(torch.int8), scale.flatten()
 
 
+def split_weight(w: torch.Tensor, out_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float weights → (int8 (2, *w.shape): halves ``SPLIT·hi + lo`` of a 13-bit value, each in
+    [-LEVELS, LEVELS]; float64 scale per output channel along ``out_dim``): the weights to the
+    activations' precision, for networks whose predictions 7-bit weights coarsen (the context)."""
+    w = w.detach().double()
+    reduce = [d for d in range(w.ndim) if d != out_dim]
+    scale = w.abs().amax(dim=reduce, keepdim=True).clamp_min(1e-30) / PEAK
+    q = torch.round(w / scale)
+    hi = torch.round(q / SPLIT)
+    return torch.stack([hi, q - SPLIT * hi]).to(torch.int8), scale.flatten()
+
+
 def quantize_activation(x: torch.Tensor) -> tuple[torch.Tensor, float]:
     """float64 tensor, any shape → (halves, scale): int8 (2, *x.shape) in [-LEVELS, LEVELS] with
     x ≈ (SPLIT·halves[0] + halves[1])·scale, a 13-bit fixed-point value per element (one scale
@@ -122,9 +134,12 @@ class IntegerSynthesis:
     layers (transposed ones as :func:`~compress.models.base.phase_geometry` accepts), each
     optionally followed by a LeakyReLU."""
 
-    def __init__(self, h_s: nn.Sequential):
+    def __init__(self, h_s: nn.Sequential, precise_last: bool = False):
+        """``precise_last``: the last convolution's weights at 13 bits, as two int8 halves
+        (:func:`split_weight`; twice its products), the others at 7 bits."""
         self.layers: list[dict] = []
-        for layer in h_s:
+        last = max(i for i, layer in enumerate(h_s) if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d))) if precise_last else -1
+        for index, layer in enumerate(h_s):
             if isinstance(layer, nn.LeakyReLU) and self.layers and self.layers[-1]["slope"] is None:
                 self.layers[-1]["slope"] = layer.negative_slope
             elif (
@@ -132,9 +147,15 @@ class IntegerSynthesis:
                 and layer.padding_mode == "zeros" and not isinstance(layer.padding, str)
                 and len(set(layer.stride)) == 1 and len(set(layer.padding)) == 1 and len(set(layer.kernel_size)) == 1
             ):
-                w, sw = quantize_weight(layer.weight, 1 if isinstance(layer, nn.ConvTranspose2d) else 0)
+                out_dim = 1 if isinstance(layer, nn.ConvTranspose2d) else 0
+                split_weights = index == last
+                if split_weights:  # both halves as one layer of twice the outputs: one product
+                    halves, sw = split_weight(layer.weight, out_dim)
+                    w = torch.cat([halves[0], halves[1]], dim=out_dim)
+                else:
+                    w, sw = quantize_weight(layer.weight, out_dim)
                 self.layers.append({
-                    "conv": IntConv(layer, w), "scale": sw.view(1, 1, 1, -1), "slope": None,
+                    "conv": IntConv(layer, w), "scale": sw.view(1, 1, 1, -1), "slope": None, "split": split_weights,
                     "bias": layer.bias.detach().double().view(1, 1, 1, -1),
                 })
             else:
@@ -150,6 +171,9 @@ class IntegerSynthesis:
             # combined in float64 (SPLIT·int32 could overflow int32; every value here is < 2^53: exact)
             n = x.shape[0]
             x = sums[:n].double().mul_(SPLIT).add_(sums[n:])
+            if layer["split"]:  # outputs [hi weights | lo weights] → SPLIT·hi + lo (below 2^41: exact)
+                O = x.shape[-1] // 2
+                x = x[..., :O].mul(SPLIT).add_(x[..., O:])
             x.mul_(scale * layer["scale"]).add_(layer["bias"])
             if layer["slope"] is not None:
                 F.leaky_relu_(x, layer["slope"])
