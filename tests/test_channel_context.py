@@ -1,7 +1,7 @@
 """The channel-context codec (``mean_scale_cc``): an untrained context codes exactly as its
-hyperprior; a trained one round-trips, decodes identically under other thread counts, writes
-trains alone from a mean_scale codec and ships only its own
-weights. Tiny models, no shipped weights needed."""
+hyperprior; a trained one changes the coded Gaussians and rebuilds the encoder's latent; it trains
+alone from a mean_scale codec and ships only its own weights. Tiny models, no shipped weights
+needed (round trips and thread-count invariance: tests/test_codec.py's ``codec`` fixture)."""
 from __future__ import annotations
 
 import json
@@ -34,7 +34,8 @@ def test_untrained_context_codes_exactly_as_the_hyperprior():
     assert torch.equal(base.decode(a), cc.decode(b))
 
 
-def test_context_changes_the_coded_gaussians_and_round_trips(cc_codec):
+def test_context_changes_the_coded_gaussians(cc_codec):
+    """(Round trips and thread-count invariance: tests/test_codec.py's ``codec`` fixture runs mean_scale_cc.)"""
     x = image(3, 96, 128, seed=3)
     model = cc_codec.model
     y = cc_codec.analyse(x) * model.gains(torch.tensor([0.6]))[0]
@@ -43,27 +44,8 @@ def test_context_changes_the_coded_gaussians_and_round_trips(cc_codec):
         scales, means = model.hyper_parameters(z_hat)
         g = model.groups()[1]
         coded = [torch.round(y[:, model.groups()[0]].double() - means[:, model.groups()[0]])]
-        sc, mu = model.corrected(1, scales, means, coded, model.integer_net(model.context[0]))
+        sc, mu = model.corrected(1, scales, means, coded, model.integer_net(model.context[0], precise_last=True))
     assert not torch.equal(mu, means[:, g]) and not torch.equal(sc, scales[:, g])
-    for c, h, w in [(3, 64, 64), (3, 37, 101), (4, 33, 65), (1, 50, 70)]:
-        x = image(c, h, w)
-        out = cc_codec.decode(cc_codec.encode(x, 0.7))
-        assert out.shape == x.shape
-
-
-def test_decoding_is_identical_across_thread_counts(cc_codec):
-    x = image(3, 96, 160, seed=4)
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        data1 = cc_codec.encode(x, 0.5)
-        out1 = cc_codec.decode(data1)
-        torch.set_num_threads(2)
-        data2 = cc_codec.encode(x, 0.5)
-        out2 = cc_codec.decode(data1)
-    finally:
-        torch.set_num_threads(threads)
-    assert data1 == data2 and torch.equal(out1, out2)
 
 
 def test_decoded_latent_is_the_encoders(cc_codec):

@@ -363,13 +363,8 @@ class GainedCodec(TrainableModel, CompressionModel):
         """``train_only="context"``: the transforms are fixed, so only the rate is trained (the coded
         means move ŷ only through rounding, which passes no gradient), at a uniformly random
         quality per image (the whole continuous range); g_s is not run."""
-        q = torch.rand(x.shape[0], device=x.device)
-        with torch.no_grad():
-            gain, _ = self.gains(q)
-            y = self.g_a(x).float() * gain
-        with torch.autocast(x.device.type, enabled=False):
-            relax = self.training_rounding()
-            likelihoods = self.entropy(y)[1] if relax is None else self.placed_entropy(y, relax)[1]
+        # (the frozen g_a keeps no activations for backward: none of its parameters requires a gradient)
+        _, likelihoods, _ = self.latent(x, torch.rand(x.shape[0], device=x.device))
         bits = sum(torch.log(lik).flatten(1).sum(1) for lik in likelihoods.values()) / -math.log(2)
         bpp = bits / (x.shape[2] * x.shape[3])
         return {"loss": bpp.mean(), "bpp": bpp.mean().detach()}
