@@ -67,8 +67,10 @@ def quantize_activation(x: torch.Tensor) -> tuple[torch.Tensor, float]:
     else:
         peak = 0.0
     scale = peak / PEAK if peak > 0 else 1.0
-    q = (x / scale).round_().clamp_(-PEAK, PEAK)
-    hi = (q / SPLIT).round_()  # |q/SPLIT - hi| <= 1/2, so |lo| <= LEVELS
+    q = (x / scale).round_().clamp_(-PEAK, PEAK).float()  # integers below 2^13: exact in float32
+    # |q/SPLIT - hi| <= 1/2, so |lo| <= LEVELS. q/SPLIT is never within 1/(2·SPLIT) of a tie (SPLIT
+    # is odd), far beyond float32's error, so hi is the float64 quotient's rounding too.
+    hi = (q / SPLIT).round_()
     halves = torch.empty((2, *x.shape), dtype=torch.int8)
     halves[0].copy_(hi)
     halves[1].copy_(q.sub_(hi, alpha=SPLIT))  # exact: integers below 2^13
