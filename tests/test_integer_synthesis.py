@@ -52,6 +52,17 @@ def test_activations_split_into_two_small_int8_parts_exactly():
     assert quantize_activation(torch.zeros(1, 2, 3, 3, dtype=torch.float64))[0].abs().max() == 0
 
 
+def test_every_13_bit_value_splits_exactly():
+    """Every fixed-point value the activations can take: SPLIT·hi + lo gives it back, both parts in
+    range, hi its nearest multiple of SPLIT (the float32 split equals the exact one)."""
+    q = torch.arange(-PEAK, PEAK + 1, dtype=torch.float64).view(1, 1, 1, -1)
+    (hi, lo), scale = quantize_activation(q)
+    assert scale == 1.0
+    assert torch.equal(SPLIT * hi.long() + lo.long(), q.long())
+    assert max(hi.abs().max(), lo.abs().max()) <= LEVELS
+    assert torch.equal(hi.long(), torch.round(q / SPLIT).long())
+
+
 @pytest.mark.parametrize("name", ["mean_scale", "hyperprior"])
 def test_integer_h_s_is_close_to_float64_and_thread_count_invariant(name):
     seed_everything(0)
