@@ -167,7 +167,7 @@ def stages(args) -> dict:
         indexes, means = m.coding_parameters(z_hat)
         y_string = encode_gaussian(m.gaussian_conditional, y, indexes, means)
         y_hat = decode_gaussian(m.gaussian_conditional, y_string, indexes, means).float()
-        latent_strings = m.compress_latent(y, run=codec._net)
+        latent_strings = m.compress_latent(y, run=codec._net) if hasattr(m, "context") else None
         times = {name: [] for name in steps}
         for r in range(args.rounds + 1):
             for name, step in steps.items():

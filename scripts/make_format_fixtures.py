@@ -1,12 +1,14 @@
 #!/usr/bin/env python
-"""Write the format-stability fixtures that tests/test_format_stability.py reads: for each shipped
-codec named below, a crop of matplotlib's sample photo coded at one quality (``NAME.enso``), the
-gained latent y that its encoder coded and the hyper-latent z = h_a(y) it computed
-(``NAME.latent.safetensors``: y rounded to fp16 before coding, so stored exactly; z float32), and the SHA-256 of the decoded latent ŷ (``fixtures.json``).
+"""Write the format-stability fixtures that tests/test_format_stability.py reads. For each shipped
+codec named below: a crop of matplotlib's sample photo coded at one quality (``NAME.enso``); the
+gained latent y its encoder coded (rounded to fp16 first, so stored exactly) and the hyper-latent
+z = h_a(y) it computed (``NAME.latent.safetensors``); the SHA-256 of the decoded latent ŷ
+(``fixtures.json``).
 
-The tests then check that today's code decodes those files to the same ŷ and codes that (y, z) to
-the same bytes (given z, coding is exact integer arithmetic and rANS: the same on every machine). Run this only when the container's VERSION changes (files of the old version are then
-refused, not misread) or when a shipped codec's weights change:
+The tests check that today's code decodes those files to the same ŷ and codes that (y, z) to the
+same bytes (given z, coding is exact integer arithmetic and rANS: the same on every machine). Run
+this only when the container's VERSION changes (files of the old version are then refused, not
+misread) or when a shipped codec's weights change:
 
     python scripts/make_format_fixtures.py [--out tests/data/format]
 """

@@ -37,24 +37,28 @@ SPLIT = 2 * LEVELS + 1
 PEAK = LEVELS * SPLIT + LEVELS
 
 
-def quantize_weight(w: torch.Tensor, out_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Float weights → (int8 weights, float64 scale per output channel along ``out_dim``)."""
+def _weight_grid(w: torch.Tensor, out_dim: int, top: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float weights → (integers in [-top, top] as float64, float64 scale per output channel along
+    ``out_dim``): each channel's largest magnitude maps to ``top``."""
     w = w.detach().double()
     reduce = [d for d in range(w.ndim) if d != out_dim]
-    scale = w.abs().amax(dim=reduce, keepdim=True).clamp_min(1e-30) / LEVELS
-    return torch.round(w / scale).to(torch.int8), scale.flatten()
+    scale = w.abs().amax(dim=reduce, keepdim=True).clamp_min(1e-30) / top
+    return torch.round(w / scale), scale.flatten()
+
+
+def quantize_weight(w: torch.Tensor, out_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float weights → (int8 weights, float64 scale per output channel along ``out_dim``)."""
+    q, scale = _weight_grid(w, out_dim, LEVELS)
+    return q.to(torch.int8), scale
 
 
 def split_weight(w: torch.Tensor, out_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Float weights → (int8 (2, *w.shape): halves ``SPLIT·hi + lo`` of a 13-bit value, each in
     [-LEVELS, LEVELS]; float64 scale per output channel along ``out_dim``): the weights to the
     activations' precision, for networks whose predictions 7-bit weights coarsen (the context)."""
-    w = w.detach().double()
-    reduce = [d for d in range(w.ndim) if d != out_dim]
-    scale = w.abs().amax(dim=reduce, keepdim=True).clamp_min(1e-30) / PEAK
-    q = torch.round(w / scale)
+    q, scale = _weight_grid(w, out_dim, PEAK)
     hi = torch.round(q / SPLIT)
-    return torch.stack([hi, q - SPLIT * hi]).to(torch.int8), scale.flatten()
+    return torch.stack([hi, q - SPLIT * hi]).to(torch.int8), scale
 
 
 def quantize_activation(x: torch.Tensor) -> tuple[torch.Tensor, float]:
