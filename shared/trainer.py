@@ -56,6 +56,9 @@ class TrainConfig:
     seed: int = 0
     workers: int = field(default=0, metadata={"help": "data loader worker processes"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch's default)"})
+    stop_after_minutes: float = field(
+        default=0.0, metadata={"help": "stop (checkpointed) once the run's training time, summed over resumes, reaches this (0: no limit)"}
+    )
     log_every: int = 25
     ckpt_every: int = field(default=500, metadata={"help": "write checkpoint.pt every this many steps"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
@@ -239,7 +242,8 @@ class Trainer:
         count, last, t0, seen = 0, {}, time.perf_counter(), 0
         bar = tqdm(total=target, initial=self.step, disable=not (self.cfg.progress and dist.is_main()), dynamic_ncols=True, unit="step")
         it = iter(self.loader())
-        while self.step < target:
+        budget = self.cfg.stop_after_minutes * 60
+        while self.step < target and not (budget > 0 and self.elapsed >= budget):
             t_step = time.perf_counter()
             batch = next(it)
             values = self.train_step(batch)

