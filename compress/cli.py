@@ -26,9 +26,9 @@ from shared.registry import build, make_config
 from shared.trainer import TrainConfig, Trainer, seed_everything
 
 from .codec import DEFAULT_CODEC
-from .models.channel_context import ContextConfig
+from .models.perceptual_decoder import PerceptualDecoderConfig
 
-CODECS = ("mean_scale", "mean_scale_cc", "hyperprior", "factorized")
+CODECS = ("mean_scale", "mean_scale_cc", "mean_scale_cc_perceptual", "hyperprior", "factorized")
 #: the training defaults that differ from the trainer's (Minnen/CompressAI-style recipe, shortened)
 TRAIN_DEFAULTS = {"steps": 8000, "batch_size": 8, "lr": 5e-4, "lr_schedule": "linear", "decay_start": 0.35, "ckpt_every": 100, "grad_clip": 1.0}
 
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the run in --run")
     t.add_argument("--init", help="start from these weights (a shipped codec name or exported folder of the same --model), "
                                   "e.g. to fine-tune a variant; --model-lambdas etc. still come from the flags (ignored with --resume)")
-    add_config_args(t, ContextConfig, prefix="model_")  # every codec's fields (ContextConfig extends CodecConfig)
+    add_config_args(t, PerceptualDecoderConfig, prefix="model_")  # every codec's fields (it extends ContextConfig, which extends CodecConfig)
     add_config_args(t, TrainConfig, defaults=TRAIN_DEFAULTS)
     return parser
 
@@ -85,10 +85,17 @@ def train(ns: argparse.Namespace) -> None:
     cfg = config_from_args(TrainConfig, ns, base=dataclasses.replace(TrainConfig(), **TRAIN_DEFAULTS))
     base_cfg = make_config(ns.model)
     own = {f.name for f in dataclasses.fields(base_cfg)}
-    foreign = [f.name for f in dataclasses.fields(ContextConfig) if f.name not in own and hasattr(ns, "model_" + f.name)]
+    foreign = [f.name for f in dataclasses.fields(PerceptualDecoderConfig) if f.name not in own and hasattr(ns, "model_" + f.name)]
     if foreign:
         raise UserError(f"--model-{foreign[0].replace('_', '-')} is not an option of --model {ns.model}")
-    model_cfg = config_from_args(type(base_cfg), ns, prefix="model_", base=base_cfg)
+    try:
+        model_cfg = config_from_args(type(base_cfg), ns, prefix="model_", base=base_cfg)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if hasattr(model_cfg, "lpips_weight") and model_cfg.lpips_weight > 0:
+        from shared.metrics.perceptual import lpips_model
+
+        lpips_model()  # a missing LPIPS backbone: one line before the run folder is made
     data = ImageFolder(ns.data, crop=ns.crop, mode="RGB")
     seed_everything(cfg.seed)
     model = build(ns.model, model_cfg)
@@ -114,7 +121,8 @@ def initialise_from(model, source: str) -> None:
         missing, unexpected = model.load_state_dict(state, strict=not extends)
     except RuntimeError as e:
         raise UserError(f"--init {source} does not fit this model ({str(e).strip().splitlines()[0]}); give the same --model-N/-M and number of --model-lambdas") from None
-    if extends and (unexpected or any(not model.is_context(k) for k in missing)):
+    fresh = getattr(model, "untrained_at_init", model.is_context)  # the parts a model that extends another adds
+    if extends and (unexpected or any(not fresh(k) for k in missing)):
         raise UserError(f"--init {source} does not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 

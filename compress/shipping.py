@@ -32,7 +32,8 @@ def export_codec(run: Path, out: Path, base: Path | None = None) -> Path:
         for t in model.parameters():
             t.copy_(t.half().float())
     model.update(force=True)
-    path = export_weights(model, out, extra={"trained_steps": step, "run": Path(run).name})
+    parts = model.export_parts() if hasattr(model, "export_parts") else None  # e.g. without a training-only discriminator
+    path = export_weights(model, out, extra={"trained_steps": step, "run": Path(run).name}, parts=parts)
     from safetensors.torch import load_file
 
     params = {name for name, _ in model.named_parameters()}

@@ -116,7 +116,7 @@ def export_weights(
     folder.mkdir(parents=True, exist_ok=True)
     state = model.state_dict()
     if parts is not None:
-        unknown = [p for p in parts if not any(k.startswith(p + ".") for k in state)]
+        unknown = [p for p in parts if not any(k == p or k.startswith(p + ".") for k in state)]
         if unknown:
             raise ValueError(f"the model has no parts {unknown}")
         state = {k: v for k, v in state.items() if k.split(".")[0] in parts}
