@@ -38,8 +38,9 @@ from torch import nn
 from tqdm import tqdm
 
 from shared.checkpoint import load_exported, model_from_checkpoint
-from shared.data.images import EXTENSIONS, list_images, load_image, save_image
+from shared.data.images import load_image, save_image
 from shared.errors import UserError
+from shared.outputs import plan_outputs
 from shared.tiling import tiled
 
 from .models.translator import Translator, to_signed, to_unit
@@ -169,41 +170,6 @@ def load_translator(source: str | Path | None, dataset: str = "horse2zebra", dev
 
 
 # -- files --------------------------------------------------------------------------------------
-def _expand(inputs: list[Path]) -> list[tuple[Path, Path]]:
-    """(image file, its path relative to the input root) for every input; folders are walked."""
-    pairs: list[tuple[Path, Path]] = []
-    for p in inputs:
-        if p.is_dir():
-            pairs += [(f, f.relative_to(p)) for f in list_images(p)]
-        elif p.is_file():
-            pairs.append((p, Path(p.name)))
-        else:
-            raise UserError(f"input {p} does not exist")
-    return pairs
-
-
-def plan_outputs(inputs: list[Path], out: Path, force: bool) -> list[tuple[Path, Path]]:
-    """(source, destination) pairs: ``out`` itself for one input file and an image-file ``out``,
-    else ``out/<relative path>.png``. Existing destinations need ``force``; clashes are refused."""
-    pairs = _expand(inputs)
-    names_a_file = out.suffix.lower() in EXTENSIONS and not out.is_dir()
-    single = len(pairs) == 1 and inputs[0].is_file() and names_a_file
-    if not single and (out.is_file() or names_a_file):
-        raise UserError(f"output {out} names a file but the inputs are {len(pairs)} images or a folder; give an output folder")
-    jobs = [(src, out if single else out / rel.with_suffix(".png")) for src, rel in pairs]
-    seen: dict[Path, Path] = {}
-    for src, dst in jobs:
-        if dst in seen:
-            raise UserError(f"{seen[dst]} and {src} would both be written to {dst}; translate them into separate folders")
-        seen[dst] = src
-    if not force:
-        existing = [str(dst) for _, dst in jobs if dst.exists()]
-        if existing:
-            more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-            raise UserError(f"{existing[0]} exists{more}; pass --force to overwrite")
-    return jobs
-
-
 def translate_files(
     inputs: list[Path],
     out: Path,
@@ -220,7 +186,7 @@ def translate_files(
     written; an unreadable image stops the run there (with a one-line error)."""
     if tile < 64:
         raise UserError(f"--tile {tile} is too small; use 64 or more")
-    jobs = plan_outputs(inputs, out, force)
+    jobs = plan_outputs(inputs, out, ".png", force)
     generator = load_translator(model, dataset, device).generator(direction)
     written = []
     for src, dst in tqdm(jobs, desc=f"{dataset} {direction}", unit="img", disable=len(jobs) == 1):
