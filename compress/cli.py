@@ -8,6 +8,7 @@
     compress eval --data kodak/ --codecs ours,jpeg,webp,avif,jpeg2000,jxl -o rd/
     compress export RUN -o compress/weights/mean_scale   # fp16 weights to ship
     compress export RUN -o compress/weights/mean_scale_msssim --base mean_scale   # only what differs from mean_scale
+    compress export mean_scale_cc --onnx -o onnx/   # g_a and g_s as ONNX (entropy coding stays in Python)
     compress train --data DIR [--data DIR ...] --run RUN [--model mean_scale] [--crop 256] [--steps N] [--resume]
     compress train ... --init mean_scale --model-distortion ms-ssim --model-train-only transforms   # a variant
     compress train ... --model mean_scale_cc --init mean_scale --model-train-only context   # a context model on a trained codec
@@ -47,10 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gradient steps on each image's latent for a lower rate-distortion cost (slower encoding: 100 steps took 22–25 s for a 768×512 image on 2 threads and beat AVIF at equal PSNR on Kodak)")
     e.add_argument("--force", action="store_true", help="overwrite existing outputs")
     x = sub.add_parser("export", help="a training run → shippable weights (fp16 safetensors + JSON, entropy tables included)")
-    x.add_argument("run", type=Path, help="run folder of 'compress train'")
+    x.add_argument("run", help="run folder of 'compress train' (with --onnx also a shipped codec name or exported folder)")
     x.add_argument("-o", "--out", type=Path, required=True, help="output folder, e.g. compress/weights/mean_scale")
     x.add_argument("--force", action="store_true", help="replace existing weights in --out")
     x.add_argument("--base", help="shipped codec name or exported folder: write only the weights that differ from it (a variant)")
+    x.add_argument("--onnx", action="store_true", help="write g_a.onnx and g_s.onnx (fp32, dynamic size, quality gains inside; see compress.onnx_export) instead")
     m = sub.add_parser("demo", help="round trip a bundled photo, beside JPEG at the same size")
     m.add_argument("-o", "--out", type=Path, default=Path("out/compress"), help="output folder (default: out/compress)")
     m.add_argument("--image", type=Path, help="another photo instead of the bundled one")
@@ -134,6 +136,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .io import encode_files
 
         encode_files(ns.inputs, ns.out, ns.model, ns.quality, ns.target_bpp, ns.force, ns.refine)
+    elif ns.command == "export" and ns.onnx:
+        from .onnx_export import export_codec_onnx
+
+        if ns.base is not None:
+            raise UserError("--base writes shippable weights; it does not apply to --onnx")
+        try:
+            differences = export_codec_onnx(ns.run, ns.out, ns.force)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        for name, diff in differences.items():
+            print(f"wrote {ns.out / name} (onnxruntime matches PyTorch to {diff:.1e})")
     elif ns.command == "export":
         from .shipping import export_codec
 
@@ -142,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .codec import weights_folder
 
         base = weights_folder(ns.base) if ns.base is not None else None
-        print(f"wrote {export_codec(ns.run, ns.out, base)}")
+        print(f"wrote {export_codec(Path(ns.run), ns.out, base)}")
     elif ns.command == "demo":
         from .demo import run_demo
 

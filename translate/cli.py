@@ -9,6 +9,7 @@
     translate demo [-o OUT]                              # the shipped model on a bundled photo
     translate eval horse2zebra [--model RUN] [-o OUT] [--split test|val]   # FID/KID, cycle PSNR, OUT/index.html
     translate export RUN -o translate/weights/horse2zebra   # both generators, fp16, to ship
+    translate export horse2zebra --onnx -o onnx/            # the generators as ONNX (a2b.onnx, b2a.onnx)
 
 ``--data DIR`` (or ``$ENSO_DATA/NAME``) holds the CycleGAN layout ``trainA/ trainB/ testA/ testB/``.
 Training defaults follow the anchor: batch 1, Adam 2e-4 β1 0.5, 200 epochs of horse2zebra's 1334
@@ -79,9 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--model", type=Path, help="run folder or export (default: the shipped weights)")
     m.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     x = sub.add_parser("export", help="a training run → shippable weights (both generators, fp16 safetensors + JSON)")
-    x.add_argument("run", type=Path, help="run folder of 'translate train'")
+    x.add_argument("run", help="run folder of 'translate train' (with --onnx also a shipped name, e.g. horse2zebra, or an export folder)")
     x.add_argument("-o", "--out", type=Path, required=True, help="output folder (e.g. translate/weights/horse2zebra)")
     x.add_argument("--force", action="store_true", help="overwrite an existing export")
+    x.add_argument("--onnx", action="store_true", help="write each generator as ONNX (fp32, [0, 1] in and out, dynamic size; translate.onnx_export) instead")
     for cmd, (dataset, direction) in DIRECTIONS.items():
         arrow = "A → B" if direction == "ab" else "B → A"
         p = sub.add_parser(cmd, help=f"translate images ({dataset + ' ' if dataset else 'domain '}{arrow}) with a trained model")
@@ -160,10 +162,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .demo import run_demo
 
         run_demo(ns.out, ns.image, ns.model, resolve_device(ns.device))
+    elif ns.command == "export" and ns.onnx:
+        from .onnx_export import export_translator_onnx
+
+        for name, diff in export_translator_onnx(ns.run, ns.out, ns.force).items():
+            print(f"wrote {ns.out / name} (onnxruntime matches PyTorch to {diff:.1e})")
     elif ns.command == "export":
         from .shipping import export_translator
 
-        print(f"wrote {export_translator(ns.run, ns.out, ns.force)}")
+        print(f"wrote {export_translator(Path(ns.run), ns.out, ns.force)}")
     else:
         from shared.precision import resolve_device
 
