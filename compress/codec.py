@@ -10,11 +10,11 @@
   :mod:`compress.models.hyperprior`), so a file decodes identically under any thread count and in
   any process. The large transforms (and the encoder-only h_a) run bf16 + channels_last where the
   CPU has native bf16 (thread-count invariant in oneDNN's channels_last kernels, which the tests check);
-* speed: building a :class:`Codec` keeps freed memory in the process for the rest of its life
-  (:mod:`shared.allocator`; process-wide, ``ENSO_MALLOC=default`` opts out), so the transforms'
-  large activations reuse pages instead of being faulted in anew; the price is a higher peak on
-  very large images (``scripts/bench_codec.py --large`` measures both); g_s's last layer runs as
-  a phase convolution (:class:`~compress.models.base.PhaseConvTranspose2d`).
+* speed: the ``compress`` command keeps freed memory in the process (:mod:`shared.allocator`;
+  process-wide, so a :class:`Codec` built in another program leaves that to its caller), so the
+  transforms' large activations reuse pages instead of being faulted in anew; the price is a higher
+  peak on very large images (``scripts/bench_codec.py --large`` measures both); g_s's last layer
+  runs as a phase convolution (:class:`~compress.models.base.PhaseConvTranspose2d`).
 
 Images are float tensors (C, H, W) in [0, 1], C ∈ {1, 3, 4}.
 """
@@ -28,7 +28,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shared.allocator import reuse_freed_memory
 from shared.checkpoint import load_exported, tensors_sha256
 from shared.errors import UserError
 from shared.precision import cpu_has_native_bf16
@@ -80,7 +79,6 @@ class Codec:
     tile = 1024  # input pixels per tile side (the 768×512 Kodak images run as one tile)
 
     def __init__(self, model, fast: bool | None = None):
-        reuse_freed_memory()
         self.model = model.cpu().eval()
         if any(getattr(m, "_quantized_cdf", torch.ones(1)).numel() == 0 for m in self.model.modules()):
             self.model.update(force=True)

@@ -106,7 +106,7 @@ def speed(args) -> dict:
         "ours_bpp": len(data) * 8 / (H * W), "compressai_bpp": sum(len(s[0]) for s in enc["strings"]) * 8 / (H * W),
         "ours_psnr": float(psnr(out[None], img[None])),
         "compressai_psnr": float(psnr(rec["x_hat"].clamp(0, 1)[:, :, :H, :W].mul(255).round().div(255), img[None])),
-        "allocator_kept": reuse_freed_memory(),  # in force since Codec.load unless ENSO_MALLOC=default
+        "allocator_kept": reuse_freed_memory(),  # in force since main() unless ENSO_MALLOC=default
     }
 
 
@@ -242,6 +242,7 @@ def peak_rss_child(args, step: str, policy: str, path: Path) -> float:
     code = f"""
 import resource, sys, torch
 from shared.allocator import reuse_freed_memory
+reuse_freed_memory()  # as the compress command does
 torch.set_num_threads({args.threads})
 from compress.codec import Codec
 from shared.data.images import load_image
@@ -274,6 +275,7 @@ def main() -> None:
     p.add_argument("--json")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one process's measurements, to --json
     args = p.parse_args()
+    reuse_freed_memory()  # as the compress command does (shared.allocator); ENSO_MALLOC=default opts out
     if args.child:
         Path(args.json).write_text(json.dumps(speed(args)))
         return

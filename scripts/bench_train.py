@@ -103,7 +103,7 @@ def compare_precisions(args) -> dict:
         fp32, fast = statistics.median(rates["fp32"]), statistics.median(rates["bf16"])
         results[label] = {"batch": batch, "fp32_nchw_img_s": fp32, "bf16_channels_last_img_s": fast, "speedup": fast / fp32}
         print(f"{label:20s} batch {batch:3d}: fp32 NCHW {fp32:8.1f} img/s | bf16 + channels_last {fast:8.1f} img/s | {fast / fp32:4.2f}x")
-    results["allocator_kept"] = reuse_freed_memory()  # the trainers applied it unless told not to
+    results["allocator_kept"] = reuse_freed_memory()  # main() applied it unless told not to
     return results
 
 
@@ -115,6 +115,7 @@ def main() -> None:
     p.add_argument("--allocators", action="store_true", help="compare the allocator policies instead of the precisions")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
+    reuse_freed_memory()  # as ensō's commands do (shared.allocator); ENSO_MALLOC=default opts out
     results = compare_allocators(args) if args.allocators else compare_precisions(args)
     if args.json:
         with open(args.json, "w") as fh:

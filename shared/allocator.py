@@ -8,14 +8,18 @@ after step. With ``mmap`` and trimming off, the steps after the first few reuse 
 the codec's training run (256×256 crops, batch 8, bf16, 2 threads) went from 10.5 to 14.1
 images/s, and ``scripts/bench_train.py --allocators`` measures it side by side (README).
 
-The trainer (:class:`shared.trainer.Trainer`) and the codec (:class:`compress.codec.Codec`)
-apply this, and it stays in force for the rest of that process: the codec's transforms allocate
-activation-sized tensors layer after layer, and ``scripts/bench_codec.py`` measures its encode and
-decode under both policies. The price is fragmentation: glibc cannot hand large blocks back, so
-a 12-megapixel encode peaks higher (``bench_codec.py --large`` reports both; README). Users who tune
-malloc themselves keep their settings (``GLIBC_TUNABLES=glibc.malloc.*``, glibc's ``MALLOC_*_``
-variables, or another malloc in ``LD_PRELOAD``); ``ENSO_MALLOC=default`` turns this off.
-Elsewhere (macOS, musl, Windows) it does nothing.
+ensō's own commands (``ae``, ``compress``, ``translate``: every entry point runs through
+:func:`shared.errors.run_cli`) apply this at start-up, and it stays in force for the rest of that
+process: the codec's transforms allocate activation-sized tensors layer after layer too, and
+``scripts/bench_codec.py`` measures its encode and decode under both policies. Library code never
+applies it on its own (building a ``Codec`` or a ``Trainer`` leaves malloc as it was): a program
+that embeds ensō opts in by calling :func:`reuse_freed_memory` once, before its first large
+tensors. The price is fragmentation: glibc cannot hand large blocks back, so a 12-megapixel encode
+peaks higher (``bench_codec.py --large`` reports both; README), which a long-lived process (a web
+server, a notebook) should weigh. Users who tune malloc themselves keep their settings
+(``GLIBC_TUNABLES=glibc.malloc.*``, glibc's ``MALLOC_*_`` variables, or another malloc in
+``LD_PRELOAD``); ``ENSO_MALLOC=default`` turns it off for the commands as well. Elsewhere (macOS,
+musl, Windows) it does nothing.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ import sys
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
-_applied: bool | None = None
+_applied: bool | None = None  # None: never asked in this process; else reuse_freed_memory's answer
 
 
 def user_tunes_malloc() -> bool:
@@ -40,7 +44,9 @@ def user_tunes_malloc() -> bool:
 
 
 def reuse_freed_memory() -> bool:
-    """Make glibc keep freed memory in the process (no ``mmap`` for large blocks, no trimming).
+    """Make glibc keep freed memory in the process (no ``mmap`` for large blocks, no trimming),
+    for the rest of the process: the explicit opt-in for programs that embed ensō (its commands
+    call it themselves).
 
     Returns True when the policy is in force (now or from an earlier call), False when it was not
     applied: not Linux with glibc, or the user tunes malloc (:func:`user_tunes_malloc`).

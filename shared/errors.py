@@ -2,7 +2,9 @@
 
 Anything the user got wrong (a path, a name, a file) raises :class:`UserError` with a message that
 says what was wrong and what to do. CLI entry points run through :func:`run_cli`, which prints that
-one line to stderr and exits with status 2, with no traceback unless ``ENSO_TRACEBACK=1``.
+one line to stderr and exits with status 2, with no traceback unless ``ENSO_TRACEBACK=1``; it
+also tunes malloc for the command's large tensors (:func:`shared.allocator.reuse_freed_memory`),
+which library code leaves to its caller.
 """
 from __future__ import annotations
 
@@ -21,6 +23,9 @@ class TrainingDiverged(UserError):
 
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
     """Run ``main(argv)`` and turn a :class:`UserError` into one line on stderr and exit code 2."""
+    from .allocator import reuse_freed_memory
+
+    reuse_freed_memory()
     try:
         return int(main(argv) or 0)
     except UserError as e:

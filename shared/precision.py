@@ -1,10 +1,12 @@
 """Device and precision: where a run computes and in which number format.
 
 ``--precision auto`` picks bf16 autocast plus channels_last on hardware with native bf16 (CPUs
-with AVX512-BF16 or AMX, CUDA GPUs of compute capability 8.0 and up) and fp32 elsewhere; on a
-CPU it keeps fp32 for models without convolutions, where bf16 casts cost more than they save.
-Parameters, optimiser state and losses stay fp32; autocast runs the convolutions and matrix
-products in bf16.
+with AVX512-BF16 or AMX, CUDA GPUs of compute capability 8.0 and up), fp16 autocast with a
+gradient scaler on older CUDA GPUs (where bf16 is only emulated, e.g. T4 and V100, and slower
+than fp32), and fp32 elsewhere; on a CPU it keeps fp32 for models without convolutions, where
+bf16 casts cost more than they save. Parameters, optimiser state and losses stay fp32; autocast
+runs the convolutions and matrix products in the narrow format. fp16 needs the trainer's
+``torch.amp.GradScaler`` (:attr:`Precision.needs_scaler`): small gradients underflow in fp16.
 """
 from __future__ import annotations
 
@@ -31,9 +33,16 @@ def cpu_has_native_bf16() -> bool:
     return any(getattr(torch.cpu, c, lambda: False)() for c in checks)
 
 
+def cuda_capability(device: torch.device) -> tuple[int, int]:
+    """(major, minor) compute capability of a CUDA device."""
+    return tuple(torch.cuda.get_device_capability(device))
+
+
 def bf16_supported(device: torch.device) -> bool:
+    """True where bf16 runs natively: CUDA compute capability 8.0 and up (not the emulation
+    ``torch.cuda.is_bf16_supported`` also counts), or a CPU with :func:`cpu_has_native_bf16`."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return cuda_capability(device) >= (8, 0)
     return device.type == "cpu" and cpu_has_native_bf16()
 
 
@@ -42,15 +51,20 @@ class Precision:
     """The resolved numeric setup of a run."""
 
     device: torch.device
-    dtype: torch.dtype | None  # autocast dtype, or None for plain fp32
+    dtype: torch.dtype | None  # autocast dtype (bfloat16 or float16), or None for plain fp32
     channels_last: bool
 
     @property
     def name(self) -> str:
-        return "fp32" if self.dtype is None else "bf16"
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+
+    @property
+    def needs_scaler(self) -> bool:
+        """fp16 autocast: the loss must be scaled (``torch.amp.GradScaler``) so gradients do not underflow."""
+        return self.dtype == torch.float16
 
     def autocast(self):
-        """Context manager: bf16 autocast when enabled, else nothing."""
+        """Context manager: bf16 or fp16 autocast when enabled, else nothing."""
         if self.dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
@@ -70,15 +84,23 @@ class Precision:
 
 
 def resolve_precision(precision: str, device: torch.device, conv_model: bool = True, channels_last: bool = True) -> Precision:
-    """``fp32`` | ``bf16`` | ``auto`` on ``device``; channels_last goes with bf16 for conv models
-    that do not opt out (``channels_last=False``: models whose instance norms would convert every
-    activation back to NCHW, where the layout changes cost more than channels_last saves)."""
-    if precision not in ("fp32", "bf16", "auto"):
-        raise UserError(f"--precision must be fp32, bf16 or auto, not {precision!r}")
-    if precision == "bf16" and not bf16_supported(device) and device.type == "cuda":
-        raise UserError("--precision bf16: this GPU has no bf16 support; use --precision fp32")
-    # auto on a CPU: bf16 pays off for convolutions; small MLPs run faster in fp32 (measured)
-    auto_bf16 = bf16_supported(device) and (conv_model or device.type == "cuda")
-    use_bf16 = precision == "bf16" or (precision == "auto" and auto_bf16)
-    return Precision(device, torch.bfloat16 if use_bf16 else None, use_bf16 and conv_model and channels_last)
-
+    """``fp32`` | ``bf16`` | ``fp16`` | ``auto`` on ``device``; channels_last goes with bf16 and fp16
+    for conv models that do not opt out (``channels_last=False``: models whose instance norms would
+    convert every activation back to NCHW, where the layout changes cost more than channels_last
+    saves). ``auto``: bf16 where it is native, fp16 on CUDA GPUs below compute capability 8.0,
+    else fp32 (see the module docstring)."""
+    if precision not in ("fp32", "bf16", "fp16", "auto"):
+        raise UserError(f"--precision must be fp32, bf16, fp16 or auto, not {precision!r}")
+    if precision == "bf16" and device.type == "cuda" and not bf16_supported(device):
+        major, minor = cuda_capability(device)
+        raise UserError(f"--precision bf16: this GPU (compute capability {major}.{minor}) has no native bf16, only a slow emulation; "
+                        "use --precision fp16 or fp32")
+    if precision == "auto":
+        if bf16_supported(device) and (conv_model or device.type == "cuda"):  # on a CPU small MLPs run faster in fp32 (measured)
+            precision = "bf16"
+        elif device.type == "cuda":
+            precision = "fp16"
+        else:
+            precision = "fp32"
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return Precision(device, dtype, dtype is not None and conv_model and channels_last)

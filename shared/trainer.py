@@ -1,10 +1,12 @@
 """The one training loop of ensō. Every model of the suite trains through :class:`Trainer`.
 
-It steps the model's optimisers in order (see :mod:`shared.model`), on CPU or CUDA, in fp32 or
-bf16 autocast with channels_last, on one process or many (torchrun), with exact resume from
-atomic checkpoints, a NaN/Inf guard, gradient clipping, learning-rate schedules, a tqdm bar
-showing the loss and images/s, and metrics to ``metrics.csv`` (and TensorBoard when installed).
-On Linux it keeps freed memory in the process for the next step (:mod:`shared.allocator`).
+It steps the model's optimisers in order (see :mod:`shared.model`), on CPU or CUDA, in fp32,
+bf16 autocast with channels_last, or fp16 autocast with a gradient scaler (:mod:`shared.precision`),
+on one process or many (torchrun), with exact resume from atomic checkpoints, a NaN/Inf guard,
+gradient clipping, learning-rate schedules, a tqdm bar showing the loss and images/s, and metrics
+to ``metrics.csv`` (and TensorBoard when installed). It leaves the process's malloc alone: ensō's
+commands tune it (:mod:`shared.allocator`), library users may call
+:func:`shared.allocator.reuse_freed_memory` themselves.
 
 A run folder holds ``config.json``, ``checkpoint.pt``, ``metrics.csv`` and ``export/`` (safetensors).
 """
@@ -15,6 +17,7 @@ import json
 import math
 import random
 import time
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +29,6 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from . import distributed as dist
-from .allocator import reuse_freed_memory
 from .checkpoint import export_weights, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import save_json, to_dict
 from .data.sampling import StepBatchSampler
@@ -49,8 +51,9 @@ class TrainConfig:
     decay_start: float = field(default=0.0, metadata={"help": "fraction of the steps at constant lr before decay"})
     weight_decay: float = 0.0
     grad_clip: float = field(default=0.0, metadata={"help": "clip the gradient norm to this (0: off)"})
-    precision: Literal["auto", "fp32", "bf16"] = field(
-        default="auto", metadata={"help": "auto: bf16 autocast + channels_last where the hardware has native bf16"}
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = field(
+        default="auto",
+        metadata={"help": "auto: bf16 autocast + channels_last where the hardware has native bf16, fp16 with a gradient scaler on older CUDA GPUs"},
     )
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
     seed: int = 0
@@ -91,7 +94,6 @@ class Trainer:
     ):
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
-        reuse_freed_memory()
         device = dist.init_from_env(resolve_device(cfg.device))
         self.precision = resolve_precision(cfg.precision, device, conv_model=model.conv, channels_last=model.channels_last)
         self.cfg, self.dataset, self.collate = cfg, dataset, collate
@@ -104,6 +106,8 @@ class Trainer:
         self.schedulers = {
             n: torch.optim.lr_scheduler.LambdaLR(o, self.lr_factor) for n, o in self.optimizers.items()
         }
+        # fp16 only: loss scaling against underflow (a disabled scaler passes losses and steps through)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision.needs_scaler)
         self.step = 0
         self.elapsed = 0.0  # seconds spent loading batches and stepping, summed over resumes
         self.extra_config = extra_config or {}
@@ -140,6 +144,7 @@ class Trainer:
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
             "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
+            **({"scaler": self.scaler.state_dict()} if self.scaler.is_enabled() else {}),
             "rng": rng_state(),
             "config": {"model": describe(self.model), "train": to_dict(self.cfg)},
         }
@@ -165,6 +170,8 @@ class Trainer:
             o.load_state_dict(ckpt["optimizers"][n])
         for n, s in self.schedulers.items():
             s.load_state_dict(ckpt["schedulers"][n])
+        if self.scaler.is_enabled() and "scaler" in ckpt:  # a run that trained in fp16 (else a fresh scale)
+            self.scaler.load_state_dict(ckpt["scaler"])
         self.step = int(ckpt["step"])
         self.elapsed = float(ckpt.get("elapsed_s", 0.0))
         set_rng_state(ckpt["rng"])
@@ -222,15 +229,21 @@ class Trainer:
                     raise TrainingDiverged(
                         f"step {self.step + 1}: {k!r} of optimiser {name!r} is {v}; lower --lr, set --grad-clip, or try --precision fp32"
                     )
-            result["loss"].backward()
+            self.scaler.scale(result["loss"]).backward()
             params = [p for g in opt.param_groups for p in g["params"]]
             dist.average_gradients(params)
             if self.cfg.grad_clip > 0:
+                self.scaler.unscale_(opt)  # clip the true gradients, not the scaled ones
                 out[f"{name}/grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip))
-            opt.step()
-            self.schedulers[name].step()
+            self.scaler.step(opt)  # skipped (and the scale lowered) when fp16 gradients overflowed
+            with warnings.catch_warnings():  # a skipped step still advances the schedule, a function of the step count
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before `optimizer\.step\(\)`")
+                self.schedulers[name].step()
             prefix = "" if len(self.optimizers) == 1 else f"{name}/"
             out.update({prefix + k: v for k, v in values.items()})
+        self.scaler.update()
+        if self.scaler.is_enabled():
+            out["loss_scale"] = float(self.scaler.get_scale())
         self.step += 1
         self.model.on_step_end(self.step)
         return out
