@@ -4,7 +4,7 @@
     ae train generation -o out/ [--steps 3000] [--precision auto] [--resume]
     ae eval generation -o out/        # → out/generation/numbers.json
     ae plot generation -o out/        # → out/generation/generation.png
-    ae demo generation -o out/        # all three
+    ae demo generation -o out/        # all three (on the use's short demo schedule, if it has one)
 
 Scale out with ``torchrun --nproc-per-node N -m shared.cli train USE -o out/``.
 """
@@ -40,17 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
         for name, use in sorted(USES.items()):
             u = uses.add_parser(name, help=use.summary, description=f"{use.summary}. {text}.")
             u.add_argument("-o", "--out", type=Path, default=Path("out"), help="output folder (default: out)")
-            add_config_args(u, use.config_cls)
+            add_config_args(u, use.config_cls, defaults=use.demo_config if cmd == "demo" else None)
             if cmd in ("train", "demo"):
                 u.add_argument("--resume", action="store_true", help="continue the runs already in OUT/USE/runs/")
-                add_config_args(u, TrainConfig, defaults=use.default_train)
+                add_config_args(u, TrainConfig, defaults={**use.default_train, **(use.demo_train if cmd == "demo" else {})})
     return parser
 
 
 def _use_config(use, ns: argparse.Namespace, fresh: bool):
     """The use's config: flags over the one saved at training time (eval/plot) or over defaults."""
     saved = use.folder(ns.out) / "use_config.json"
-    base = None
+    base = use.config_cls(**use.demo_config) if ns.command == "demo" else None
     if not fresh and saved.is_file():
         base = from_dict(use.config_cls, json.loads(saved.read_text()))
     return config_from_args(use.config_cls, ns, base=base)
@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"-o {ns.out} is a file; give a folder")
     if ns.command in ("train", "demo"):
         cfg = _use_config(use, ns, fresh=not getattr(ns, "resume", False))
-        train = config_from_args(TrainConfig, ns, base=use.train_config())
+        train = config_from_args(TrainConfig, ns, base=use.train_config(**(use.demo_train if ns.command == "demo" else {})))
         save_config(cfg, use.folder(ns.out) / "use_config.json")
         use.train(cfg, train, ns.out, resume=ns.resume)
     else:

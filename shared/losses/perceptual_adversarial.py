@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from ..metrics.perceptual import lpips_model
 from .adversarial import PatchDiscriminator, init_weights
 
@@ -54,9 +55,9 @@ class PerceptualLossConfig:
 
     def __post_init__(self):
         if min(self.pixel_weight, self.lpips_weight, self.gan_weight) < 0:
-            raise ValueError("the loss weights must be non-negative")
+            raise ConfigError("the loss weights must be non-negative")
         if self.disc_start < 0 or self.disc_layers < 1 or self.disc_width < 1 or self.cond_channels < 0:
-            raise ValueError("disc_start and cond_channels must be non-negative, disc_layers and disc_width positive")
+            raise ConfigError("disc_start and cond_channels must be non-negative, disc_layers and disc_width positive")
 
 
 def translate_augment(*images: torch.Tensor, ratio: float = 0.125) -> tuple[torch.Tensor, ...]:
@@ -94,7 +95,9 @@ class PerceptualAdversarialLoss(nn.Module):
 
     Images are (B, 3, H, W) in [0, 1]; ``latent`` (B, cond_channels, h, w) when conditioned.
     ``lpips_weights``: the AlexNet file (None: the resolver's search order). The LPIPS network is
-    not a submodule: it is frozen, shared and never saved with the model.
+    not a submodule: it is frozen, shared and never saved with the model; it is resolved at the
+    first :meth:`reconstruction` (a command that trains checks for it before starting), so a
+    model that owns this loss decodes without it.
     """
 
     def __init__(self, config: PerceptualLossConfig, lpips_weights=None):
@@ -103,8 +106,6 @@ class PerceptualAdversarialLoss(nn.Module):
         self.lpips_weights = lpips_weights
         disc = init_weights(PatchDiscriminator(3 + c.cond_channels, c.disc_width, c.disc_layers))
         self.discriminator = _spectral(disc) if c.disc_spectral_norm else disc
-        if c.lpips_weight > 0:
-            lpips_model(lpips_weights)  # a missing backbone is an error now, not at the first step
 
     def gan_active(self, step: int) -> bool:
         return self.config.gan_weight > 0 and step >= self.config.disc_start

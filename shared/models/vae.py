@@ -4,6 +4,8 @@ Loss per example: reconstruction (summed over features) + the KL term, where the
 ``β · KL`` (Higgins et al. 2017) or, with ``capacity_max > 0``, ``γ · |KL − C(t)|`` with the
 capacity ``C`` raised linearly from 0 to ``capacity_max`` nats over ``capacity_steps`` steps
 (Burgess et al. 2018). The CVAE conditions encoder and decoder on a one-hot class label.
+The perceptual VAE takes its reconstruction term from :mod:`shared.losses.perceptual_adversarial`
+(pixel + LPIPS + an adaptive-weight PatchGAN), as VQGAN's and Stable Diffusion's autoencoders do.
 """
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..errors import ConfigError
+from ..losses.perceptual_adversarial import PerceptualAdversarialLoss, PerceptualLossConfig
 from ..model import TrainableModel
 from ..registry import register
 from .ae import AEConfig, reconstruction_loss
@@ -87,11 +91,18 @@ class _GaussianVAE(TrainableModel):
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         recon = reconstruction_loss(self.decoder(z, self._cond(y)), x, self.config.recon)
         kl = kl_per_example(mu, logvar).mean()
+        return {"loss": recon + self.kl_term(kl), "recon": recon.detach(), **self.kl_logs(kl)}
+
+    def kl_term(self, kl: torch.Tensor) -> torch.Tensor:
+        """What the batch's mean KL adds to the loss: ``β · KL``, or ``γ · |KL − C(t)|`` with a capacity."""
         if self.config.capacity_max > 0:
-            cap = self.capacity()
-            loss = recon + self.config.gamma * (kl - cap).abs()
-            return {"loss": loss, "recon": recon.detach(), "kl": kl.detach(), "capacity": torch.tensor(cap)}
-        return {"loss": recon + self.config.beta * kl, "recon": recon.detach(), "kl": kl.detach()}
+            return self.config.gamma * (kl - self.capacity()).abs()
+        return self.config.beta * kl
+
+    def kl_logs(self, kl: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.config.capacity_max > 0:
+            return {"kl": kl.detach(), "capacity": torch.tensor(self.capacity())}
+        return {"kl": kl.detach()}
 
     def on_step_end(self, step: int) -> None:
         self.steps_done.fill_(step)
@@ -119,3 +130,61 @@ class CVAE(_GaussianVAE):
         if y is None:
             raise ValueError("the CVAE needs class labels y")
         return torch.nn.functional.one_hot(y.long(), self.config.num_classes).float()
+
+
+@dataclass
+class PerceptualVAEConfig(VAEConfig, PerceptualLossConfig):
+    """The VAE's fields (``recon`` unused: the loss fields say how reconstructions are scored) and the loss's."""
+
+    input_shape: tuple[int, ...] = (3, 64, 64)
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    latent_dim: int = 256
+
+    def __post_init__(self):
+        PerceptualLossConfig.__post_init__(self)
+        if len(self.input_shape) != 3 or self.input_shape[0] != 3:
+            raise ConfigError(f"the perceptual VAE takes RGB images (3, H, W), not input_shape {tuple(self.input_shape)}")
+
+
+@register("perceptual_vae", PerceptualVAEConfig)
+class PerceptualVAE(_GaussianVAE):
+    """VAE of RGB images scored by pixel + LPIPS + PatchGAN (:class:`PerceptualAdversarialLoss`) + the KL term.
+
+    Loss of the ``"main"`` optimiser (encoder and decoder): the loss's reconstruction term of the
+    decoded posterior sample (means over pixels and batch) + ``β · KL`` (nats per image, or the
+    capacity form). With ``gan_weight`` > 0 a second optimiser ``"discriminator"`` trains the
+    loss's PatchGAN from ``disc_start`` on. With ``lpips_weight = gan_weight = 0`` this is the
+    plain VAE on ``pixel_weight`` · MSE.
+    """
+
+    def __init__(self, config: PerceptualVAEConfig):
+        super().__init__(config)
+        self.loss = PerceptualAdversarialLoss(config)
+
+    @property
+    def last_layer(self) -> torch.Tensor:
+        """The decoder's last convolution weight, where the adaptive GAN weight compares gradients."""
+        return self.decoder.trunk[-1].weight
+
+    def optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
+        params = [*self.encoder.parameters(), *self.decoder.parameters()]
+        opts = {"main": torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)}
+        if self.config.gan_weight > 0:
+            opts["discriminator"] = self.loss.discriminator_optimizer(lr)
+        return opts
+
+    def training_step(self, batch, optimizer: str) -> dict[str, torch.Tensor]:
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        step = int(self.steps_done)
+        if optimizer == "main":
+            mu, logvar = self.encode(x)
+            x_hat = self.decode(mu + torch.randn_like(mu) * (0.5 * logvar).exp()).float()
+            self._last = x_hat.detach()
+            out = self.loss.generator_loss(x, x_hat, self.last_layer, step)
+            kl = kl_per_example(mu, logvar).mean()
+            return out | {"loss": out["loss"] + self.kl_term(kl), **self.kl_logs(kl)}
+        if optimizer == "discriminator":
+            x_hat = self._last
+            del self._last
+            return self.loss.discriminator_loss(x, x_hat, step)
+        raise ValueError(f"unknown optimiser {optimizer!r}")

@@ -23,6 +23,9 @@ class Use:
     config_cls: ClassVar[type]
     #: TrainConfig overrides for this use (the CLI's --steps etc. override these in turn)
     default_train: ClassVar[dict[str, Any]] = {}
+    #: what ``ae demo`` changes on top of those: a short schedule (TrainConfig) and config fields
+    demo_train: ClassVar[dict[str, Any]] = {}
+    demo_config: ClassVar[dict[str, Any]] = {}
 
     def train_config(self, **overrides: Any) -> TrainConfig:
         return dataclasses.replace(TrainConfig(), **{**self.default_train, **overrides})

