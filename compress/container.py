@@ -22,6 +22,18 @@ version 3 predicts the scales and means with the integer hyper-synthesis
 (:mod:`compress.models.integer_synthesis`; version 2 used float64). Older files would decode
 wrongly with the same weights, so they are refused with a one-line error.
 
+Version 4 adds one byte, the payload coding, right after the section count (the section lengths
+follow it)::
+
+    41     1    payload coding   1 AVIF, 2 JPEG (0, the learned codec's latents, is written as version 3)
+
+A version-4 file's first section is then a complete AVIF or JPEG file of the RGB image (grey
+images as RGB), height × width pixels, that :mod:`compress.safeguard` chose because it was much
+smaller than the learned codec's file at equal PSNR; an RGBA file's last section is its alpha as
+in version 3. The model id and weights hash still name the learned codec that wrote the file.
+Files of the learned coding keep version 3, so every ensō that reads version 3 reads them; an
+ensō older than version 4 refuses a classical-coding file with a line naming version 4.
+
 :func:`parse` checks all of it (magic, version, mode, sizes against limits, lengths against the
 file's size, CRC) before anything is allocated, and raises :class:`~shared.errors.UserError` with
 one line naming the problem.
@@ -35,7 +47,12 @@ from dataclasses import dataclass
 from shared.errors import UserError
 
 MAGIC = b"ENSO"
+#: the version of files coding the learned codec's latents (the format fixtures pin it)
 VERSION = 3
+#: the newest version this ensō reads and writes: files of a classical payload coding
+NEWEST_VERSION = 4
+#: payload codings: index = the version-4 coding byte ("learned" files are version 3, with no such byte)
+CODINGS = ("learned", "avif", "jpeg")
 MODES = ("RGB", "L", "RGBA")
 MAX_SIDE = 65_535
 MAX_PIXELS = 200_000_000
@@ -51,6 +68,7 @@ class Header:
     quality_code: int
     height: int
     width: int
+    coding: str = "learned"
 
     @property
     def quality(self) -> float:
@@ -71,10 +89,11 @@ def pack(header: Header, sections: list[bytes]) -> bytes:
     model = header.model_id.encode("ascii")
     if len(model) > 16:
         raise ValueError("model id longer than 16 bytes")
+    classical = header.coding != "learned"
     head = _FIXED.pack(
-        MAGIC, VERSION, MODES.index(header.mode), model.ljust(16, b"\0"), header.weights_hash[:8],
+        MAGIC, NEWEST_VERSION if classical else VERSION, MODES.index(header.mode), model.ljust(16, b"\0"), header.weights_hash[:8],
         header.quality_code, header.height, header.width, len(sections),
-    ) + b"".join(struct.pack(">I", len(s)) for s in sections)
+    ) + (bytes([CODINGS.index(header.coding)]) if classical else b"") + b"".join(struct.pack(">I", len(s)) for s in sections)
     payload = b"".join(sections)
     crc = zlib.crc32(payload, zlib.crc32(head))
     return head + struct.pack(">I", crc) + payload
@@ -91,11 +110,11 @@ def parse(data: bytes, name: str = "input") -> tuple[Header, list[bytes]]:
     magic, version, mode, model, whash, q, h, w, n = _FIXED.unpack_from(data)
     if magic != MAGIC:
         raise UserError(f"{name} is not an ensō file (wrong magic bytes{'; it is a PNG' if data[:4] == bytes([0x89]) + b'PNG' else ''})")
-    if version > VERSION:
-        raise UserError(f"{name} uses format version {version}, newer than this ensō reads ({VERSION}); upgrade ensō")
+    if version > NEWEST_VERSION:
+        raise UserError(f"{name} uses format version {version}, newer than this ensō reads ({NEWEST_VERSION}); upgrade ensō")
     if version in (1, 2):
         raise UserError(f"{name} uses format version {version}, which this ensō no longer decodes (version {VERSION} codes the latents differently); decode it with the ensō that wrote it")
-    if version != VERSION:
+    if version not in (VERSION, NEWEST_VERSION):
         raise UserError(f"{name} has an invalid format version {version}")
     if mode >= len(MODES):
         raise UserError(f"{name} has an invalid colour mode {mode}; the file is damaged")
@@ -103,10 +122,16 @@ def parse(data: bytes, name: str = "input") -> tuple[Header, list[bytes]]:
         raise UserError(f"{name} claims {w}×{h} pixels, beyond the {MAX_SIDE}-pixel side / {MAX_PIXELS:,}-pixel limit; the file is damaged")
     if not 1 <= n <= MAX_SECTIONS:
         raise UserError(f"{name} has {n} payload sections; the file is damaged")
-    end = _FIXED.size + 4 * n
+    start = _FIXED.size + (version == NEWEST_VERSION)  # version 4: the payload coding byte
+    end = start + 4 * n
     if len(data) < end + 4:
         raise UserError(f"{name} is truncated (header cut short)")
-    lengths = struct.unpack_from(f">{n}I", data, _FIXED.size)
+    coding = CODINGS[0]
+    if version == NEWEST_VERSION:
+        if not 1 <= data[_FIXED.size] < len(CODINGS):
+            raise UserError(f"{name} has an invalid payload coding {data[_FIXED.size]}; the file is damaged")
+        coding = CODINGS[data[_FIXED.size]]
+    lengths = struct.unpack_from(f">{n}I", data, start)
     (crc,) = struct.unpack_from(">I", data, end)
     payload = memoryview(data)[end + 4 :]
     if sum(lengths) != len(payload):
@@ -122,4 +147,4 @@ def parse(data: bytes, name: str = "input") -> tuple[Header, list[bytes]]:
     for length in lengths:
         sections.append(bytes(payload[at : at + length]))
         at += length
-    return Header(MODES[mode], model_id, whash, q, h, w), sections
+    return Header(MODES[mode], model_id, whash, q, h, w, coding), sections

@@ -1,0 +1,76 @@
+"""The content benchmark (compress.content_benchmark) and the per-image BD-rates (compress.per_image)."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+from PIL import Image
+
+from compress.content_benchmark import build_benchmark, content_types
+from compress.evaluate import add_eval_arguments, run_eval
+from compress.per_image import per_image_bd_rates, summarise
+from scripts.make_content_benchmark import main as make_benchmark
+from shared.errors import UserError
+from tests.test_rd_eval import TEAM_FILE, shared_data
+
+
+def test_the_benchmark_is_deterministic_and_small(tmp_path):
+    a, b = build_benchmark(tmp_path / "a"), build_benchmark(tmp_path / "b")
+    assert [p.name for p in a] == [p.name for p in b] and len(a) >= 18
+    assert all(p.read_bytes() == q.read_bytes() for p, q in zip(a, b))
+    types = content_types(tmp_path / "a")
+    assert set(types) == {p.name for p in a} and all(p.name.startswith(types[p.name] + "__") for p in a)
+    assert {"noise", "grain", "dither", "posterise", "text", "plot", "line-art", "flat", "gradient", "exposure", "mixed"} <= set(types.values())
+    for p in a:
+        with Image.open(p) as im:
+            assert im.mode == "RGB" and 256 <= min(im.size) and max(im.size) <= 512, p.name
+    with Image.open(tmp_path / "a" / "mixed__photo-over-dither.png") as im:  # the photo above the dithered flat area
+        assert im.size == (256, 384)
+    assert content_types(tmp_path) is None
+
+
+def test_the_script_refuses_to_overwrite_without_force(tmp_path, capsys):
+    assert make_benchmark(["-o", str(tmp_path)]) == 0
+    with pytest.raises(UserError, match="already holds a content benchmark; pass --force"):
+        make_benchmark(["-o", str(tmp_path)])
+    assert make_benchmark(["-o", str(tmp_path), "--force"]) == 0
+
+
+def rows_of(curves):
+    return [{"image": i, "codec": c, "bpp": r, "psnr": q} for (i, c), pts in curves.items() for r, q in pts]
+
+
+def test_per_image_bd_rates_and_their_distribution_per_type():
+    anchor = [(0.5, 30.0), (1.0, 33.0), (2.0, 36.0)]
+    curves = {("a.png", "jpeg"): anchor, ("b.png", "jpeg"): anchor, ("c.png", "jpeg"): anchor,
+              ("a.png", "ours"): [(r * 0.8, q) for r, q in anchor], ("b.png", "ours"): [(r * 1.5, q) for r, q in anchor],
+              ("c.png", "ours"): [(r * 2.0, q) for r, q in anchor]}
+    entries = per_image_bd_rates(rows_of(curves), ["ours", "jpeg"])
+    got = {e["image"]: e["bd_rate_psnr"] for e in entries}
+    assert got == pytest.approx({"a.png": -20.0, "b.png": 50.0, "c.png": 100.0})
+    s = summarise(entries, {"a.png": "photo", "b.png": "noise", "c.png": "noise"})["jpeg"]["ours"]
+    assert s["all"]["worst"] == pytest.approx(100.0) and s["all"]["worst_image"] == "c.png"
+    assert s["all"]["median"] == pytest.approx(50.0) and s["all"]["mean"] == pytest.approx(130 / 3)
+    assert s["noise"]["images"] == 2 and s["noise"]["median"] == pytest.approx(75.0) and s["photo"]["worst"] == pytest.approx(-20.0)
+
+
+def test_eval_reports_per_image_bd_rates_by_content_type(tmp_path, capsys):
+    data = tmp_path / "bench"
+    build_benchmark(data)
+    keep = ["noise__sigma10.png", "text__page.png"]
+    for p in data.glob("*.png"):
+        if p.name not in keep:
+            p.unlink()
+    lpips = shared_data("kodak").parent.parent / "weights" / TEAM_FILE
+    if not lpips.is_file():
+        pytest.skip(f"needs {lpips} for LPIPS")
+    ns = add_eval_arguments(argparse.ArgumentParser()).parse_args(
+        ["--data", str(data), "--codecs", "jpeg,avif,webp", "-o", str(tmp_path / "out"), "--lpips-weights", str(lpips), "--no-progress"])
+    run_eval(ns)
+    out = json.loads((tmp_path / "out" / "per_image_bd.json").read_text())
+    kinds = set(out["summary"]["jpeg"]["webp"])
+    assert kinds == {"all", "noise", "text"} and out["summary"]["avif"]["jpeg"]["all"]["images"] == 2
+    assert (tmp_path / "out" / "per_image_bd.png").stat().st_size > 0
+    printed = capsys.readouterr().out
+    assert "Per-image BD-rate (PSNR) against JPEG" in printed and "| webp | noise | 1 |" in printed
