@@ -4,6 +4,8 @@
 * :func:`load_image` reads one file as (C, H, W) float32 in [0, 1], converting to ``mode``
   (``RGB`` or ``L``; palette, CMYK, 16-bit and alpha images are converted), and turns unreadable,
   truncated and decompression-bomb files into a :class:`~shared.errors.UserError`.
+* :func:`image_tensor` is the Python API's one input conversion: a path, PIL image, NumPy array or
+  tensor → (C, H, W) float32 in [0, 1]; :func:`to_pil` goes back.
 * :class:`ImageFolder` serves random crops (and flips) keyed by ``(index, item_seed)``.
 * :func:`sample_photo` is a photo every install has (for the demos).
 """
@@ -65,19 +67,25 @@ def open_image(path: str | os.PathLike, mode: Mode = "RGB") -> Image.Image:
                 im.load()
                 if im.getexif().get(EXIF_ORIENTATION, 1) != 1:  # a camera's rotated frame: as viewers show it
                     im = ImageOps.exif_transpose(im)
-                if im.mode == "I;16" or im.mode == "I":
-                    im = im.point(lambda v: v / 256).convert("L")
-                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                    im = im.convert("RGBA")
-                if mode == "auto":
-                    mode = "RGBA" if im.mode == "RGBA" else "L" if im.mode in ("L", "1") else "RGB"
-                return im.convert(mode)
+                return convert_mode(im, mode)
     except UserError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise UserError(f"image {path} is too large to decode safely (a decompression bomb?)") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise UserError(f"image {path} cannot be read ({e}); it is truncated, damaged or not an image") from None
+
+
+def convert_mode(im: Image.Image, mode: Mode = "RGB") -> Image.Image:
+    """A loaded PIL image in ``mode``: 16-bit grey scaled to 8 bits, any alpha kept as RGBA first;
+    ``auto`` keeps what the image holds (``L``, ``RGBA`` or ``RGB``)."""
+    if im.mode == "I;16" or im.mode == "I":
+        im = im.point(lambda v: v / 256).convert("L")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+    if mode == "auto":
+        mode = "RGBA" if im.mode == "RGBA" else "L" if im.mode in ("L", "1") else "RGB"
+    return im.convert(mode)
 
 
 def sample_photo() -> Path:
@@ -92,8 +100,7 @@ def save_image(img: torch.Tensor, path: str | os.PathLike) -> None:
     from ..config import atomic_write_bytes
     import io
 
-    arr = img.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    im = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+    im = to_pil(img)
     buf = io.BytesIO()
     fmt = Image.registered_extensions().get(Path(path).suffix.lower())
     if fmt is None:
@@ -103,6 +110,12 @@ def save_image(img: torch.Tensor, path: str | os.PathLike) -> None:
     except (OSError, ValueError, KeyError) as e:  # e.g. an RGBA image as JPEG
         raise UserError(f"cannot write this {im.mode} image as {fmt} ({e}); use .png") from None
     atomic_write_bytes(path, buf.getvalue())
+
+
+def to_pil(img: torch.Tensor) -> Image.Image:
+    """(C, H, W) in [0, 1], C ∈ {1, 3, 4} → a PIL image (``L``, ``RGB`` or ``RGBA``), rounded to 8 bits."""
+    arr = img.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
 
 
 def to_tensor(im: Image.Image) -> torch.Tensor:
@@ -116,6 +129,52 @@ def to_tensor(im: Image.Image) -> torch.Tensor:
 def load_image(path: str | os.PathLike, mode: Mode = "RGB") -> torch.Tensor:
     """One image file → (C, H, W) float32 in [0, 1]; C = 3 for ``RGB``, 1 for ``L``, 4 for ``RGBA``."""
     return to_tensor(open_image(path, mode))
+
+
+def image_tensor(image, rgb: bool = False) -> torch.Tensor:
+    """Any image the Python API takes → a new (C, H, W) float32 CPU tensor in [0, 1].
+
+    ``image``: a path (read by :func:`load_image`), a PIL image, a NumPy array (H, W) or (H, W, C)
+    of uint8 or of floats in [0, 1], or a tensor (C, H, W) of uint8 or of floats in [0, 1]; C ∈
+    {1, 3, 4} (grey, RGB, RGBA). ``rgb=True`` returns 3 channels (grey repeated, alpha dropped),
+    else the channels the image holds. Wrong shapes, dtypes or ranges raise ValueError, other
+    types TypeError.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        return load_image(image, "RGB" if rgb else "auto")
+    if isinstance(image, Image.Image):
+        return to_tensor(convert_mode(image, "RGB" if rgb else "auto"))
+    if isinstance(image, np.ndarray):
+        if image.ndim == 2:
+            image = image[:, :, None]
+        if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+            raise ValueError(f"a NumPy image must be (H, W) or (H, W, C) with C = 1, 3 or 4, not {image.shape}")
+        x = torch.from_numpy(np.ascontiguousarray(image).copy()).permute(2, 0, 1)
+        what = "NumPy image"
+    elif isinstance(image, torch.Tensor):
+        if image.ndim == 4 and image.shape[0] == 1:
+            raise ValueError(f"a tensor image must be one (C, H, W) image, not a batch {tuple(image.shape)}; pass image[0]")
+        if image.ndim != 3 or image.shape[0] not in (1, 3, 4):
+            hint = "; for (H, W, C) use image.permute(2, 0, 1)" if image.ndim == 3 and image.shape[2] in (1, 3, 4) else ""
+            raise ValueError(f"a tensor image must be (C, H, W) with C = 1, 3 or 4, not {tuple(image.shape)}{hint}")
+        x = image.detach().cpu().clone()
+        what = "tensor image"
+    else:
+        raise TypeError(f"cannot take an image of type {type(image).__name__}; give a path, a PIL image, a NumPy array or a tensor")
+    if x.shape[1] < 1 or x.shape[2] < 1:
+        raise ValueError(f"the {what} is empty ({x.shape[1]}×{x.shape[2]} pixels)")
+    if x.dtype == torch.uint8:
+        x = x.float().div_(255.0)
+    elif x.is_floating_point():
+        x = x.float()
+        lo, hi = (float(v) for v in torch.aminmax(x))
+        if not (0.0 <= lo and hi <= 1.0):  # NaN fails too
+            raise ValueError(f"a float {what} must hold values in [0, 1], not [{lo:.4g}, {hi:.4g}]; scale it (e.g. divide by 255) or pass uint8")
+    else:
+        raise ValueError(f"a {what} must be uint8 or float in [0, 1], not {str(x.dtype).removeprefix('torch.')}")
+    if rgb and x.shape[0] != 3:
+        x = x.expand(3, -1, -1).clone() if x.shape[0] == 1 else x[:3].clone()
+    return x.contiguous()
 
 
 def random_crop(img: torch.Tensor, size: int, g: torch.Generator, flip: bool = True) -> torch.Tensor:
