@@ -21,14 +21,21 @@ class TrainingDiverged(UserError):
     """A loss became NaN or infinite; the message names the step and the loss."""
 
 
+class ConfigError(ValueError):
+    """A configuration a model cannot take (raised by configs' ``__post_init__`` and model code): an
+    ordinary ``ValueError`` to library callers, naming fields rather than flags; :func:`run_cli`
+    prints it as the one line of a :class:`UserError`."""
+
+
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
-    """Run ``main(argv)`` and turn a :class:`UserError` into one line on stderr and exit code 2."""
+    """Run ``main(argv)`` and turn a :class:`UserError` or :class:`ConfigError` into one line on
+    stderr and exit code 2."""
     from .allocator import reuse_freed_memory
 
     reuse_freed_memory()
     try:
         return int(main(argv) or 0)
-    except UserError as e:
+    except (UserError, ConfigError) as e:
         if os.environ.get("ENSO_TRACEBACK") == "1":
             raise
         print(f"error: {e}", file=sys.stderr)

@@ -32,7 +32,6 @@ from shared.uses.exploration import (
     curious_episode,
     random_episode,
 )
-
 from tests.conftest import shared_data
 
 FAST = dict(progress=False, precision="fp32", device="cpu", log_every=1000, ckpt_every=10**6)
@@ -50,7 +49,7 @@ def test_sequence_ae_shapes(encoder, seed):
     assert out["x_hat"].shape == (5, 16, 3) and out["z"].shape == (5, 4)
     assert model.score(x).shape == (5,) and model.pointwise_error(x).shape == (5, 16)
     assert torch.allclose(model.score(x), model.pointwise_error(x).mean(1))
-    with pytest.raises(UserError, match="windows of shape"):
+    with pytest.raises(ValueError, match="windows of shape"):
         model(torch.randn(5, 15, 3))
 
 

@@ -12,10 +12,9 @@ from safetensors.torch import load_file
 
 from compress.codec import Codec
 from compress.container import parse
+from compress.models.compressai_adapter import medians
 from compress.models.entropy_coding import RansStream, rans_decode, rans_encode
-from shared import registry
 from shared.checkpoint import load_checkpoint, load_exported
-from shared.trainer import seed_everything
 from tests.test_codec import image, small_codec
 from tests.test_codec_variants import TINY, compress_cli, write_photos
 
@@ -40,7 +39,7 @@ def test_context_changes_the_coded_gaussians(cc_codec):
     model = cc_codec.model
     y = cc_codec.analyse(x) * model.gains(torch.tensor([0.6]))[0]
     with torch.no_grad():
-        z_hat = model.entropy_bottleneck.quantize(model.h_a(y), "dequantize", model.entropy_bottleneck._get_medians())
+        z_hat = model.entropy_bottleneck.quantize(model.h_a(y), "dequantize", medians(model.entropy_bottleneck))
         scales, means = model.hyper_parameters(z_hat)
         g = model.groups()[1]
         coded = [torch.round(y[:, model.groups()[0]].double() - means[:, model.groups()[0]])]

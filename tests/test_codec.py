@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from compress.codec import Codec
-from compress.models.hyperprior import scale_indexes
 from compress.container import MAGIC, Header, pack, parse, quality_code
+from compress.models.compressai_adapter import coder_table_tensors, medians
+from compress.models.hyperprior import scale_indexes
 from shared import registry
 from shared.errors import UserError
 from shared.trainer import seed_everything
@@ -62,6 +63,7 @@ def test_round_trip_any_size_and_mode(codec, c, h, w):
         assert torch.equal(y[3], (x[3] * 255).round() / 255)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mean_scale", "mean_scale_cc"])
 def test_shipped_codec_is_deterministic_across_thread_counts(name):
     """The shipped weights (N = 128 channels: other oneDNN kernels than the small test codecs')."""
@@ -341,7 +343,7 @@ def test_bottleneck_coding_equals_compressai():
     eb.update(force=True)
     v = torch.randn(1, 5, 6, 7, generator=g) * 3
     v[0, 0, 0, 0] = 400.0  # far outside the tables: CompressAI's escape coding
-    v[0, 1, 0, 0] = eb._get_medians()[1].item() + 2.5  # a tie, rounded as CompressAI rounds it
+    v[0, 1, 0, 0] = medians(eb)[1].item() + 2.5  # a tie, rounded as CompressAI rounds it
     string, v_hat = encode_bottleneck(eb, v)
     assert string == eb.compress(v)[0]
     ref = eb.decompress([string], v.shape[-2:])
@@ -363,13 +365,15 @@ def test_coder_tables_follow_table_changes():
     assert coder_tables(gc) is first  # converted once
     gc.update_scale_table(get_scale_table(0.2, 64, 32), force=True)
     second = coder_tables(gc)
+    quantized_cdf, cdf_length, _ = coder_table_tensors(gc)
+
     def cut(gc):  # each CDF to its length
-        return [row[:n] for row, n in zip(gc._quantized_cdf.tolist(), gc._cdf_length.tolist())]
+        return [row[:n] for row, n in zip(quantized_cdf.tolist(), cdf_length.tolist())]
 
     assert second is not first and second[0] == cut(gc) and len(second[0]) == 32
-    assert any(len(row) < gc._quantized_cdf.shape[1] for row in second[0])
+    assert any(len(row) < quantized_cdf.shape[1] for row in second[0])
     with torch.no_grad():
-        gc._quantized_cdf.data[0, 1] += 1  # an in-place change that no version counter sees
+        quantized_cdf.data[0, 1] += 1  # an in-place change that no version counter sees
     assert coder_tables(gc)[0] == cut(gc)
 
 
@@ -476,7 +480,7 @@ def test_training_decoder_sees_rounded_latents(name):
             model.log_gain.fill_(3.0)
         seen = {"offset": torch.zeros(1)}
         if name == "factorized":
-            seen["offset"] = model.entropy_bottleneck._get_medians().detach()
+            seen["offset"] = medians(model.entropy_bottleneck).detach()
         elif name.startswith("mean_scale"):  # (mean_scale_cc's untrained context keeps the hyperprior's means)
             model.h_s.register_forward_hook(lambda mod, inp, out: seen.update(offset=out.chunk(2, 1)[1].detach()))
         model.g_a.register_forward_hook(lambda mod, inp, out: seen.update(y=out.detach()))

@@ -18,8 +18,6 @@ from shared.uses.denoising import DenoisingConfig, train_folders
 from .conftest import shared_data
 
 
-
-
 def flat(value: float, shape=(2, 3, 128, 128)) -> torch.Tensor:
     return torch.full(shape, value)
 
@@ -82,9 +80,9 @@ def test_residual_model_with_zero_noise_estimate_returns_its_input(seed):
 def test_rgb_model_and_bad_configs():
     rgb = registry.build("denoising_ae", {"channels": 3, "widths": (4, 8)}).eval()
     assert rgb.denoise(torch.rand(1, 3, 9, 9)).shape == (1, 3, 9, 9)
-    with pytest.raises(UserError, match="denoise expects"):
+    with pytest.raises(ValueError, match="denoise expects"):
         rgb.denoise(torch.rand(1, 1, 9, 9))
-    with pytest.raises(UserError, match="mask_fraction"):
+    with pytest.raises(ValueError, match="mask_fraction"):
         registry.build("denoising_ae", {"mask_fraction": 1.5})
     with pytest.raises(UserError, match="corruption"):
         registry.build("denoising_ae", {"corruption": "blur"})

@@ -10,11 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from shared.pretrained import DOWNLOAD_ENV
 from shared.errors import UserError
 from shared.metrics import distribution
-from shared.metrics.distribution import (FID_HELPER_FILE, PYTORCH_FID_FILE, fid, inception_features, kid,
-                                         resolve_inception_weights)
+from shared.metrics.distribution import FID_HELPER_FILE, PYTORCH_FID_FILE, fid, inception_features, kid, resolve_inception_weights
+from shared.pretrained import DOWNLOAD_ENV
 
 
 @pytest.fixture

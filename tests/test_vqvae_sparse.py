@@ -12,14 +12,11 @@ import torch.nn.functional as F
 
 from shared.data import TensorItems
 from shared.data.digits import load_digits
-from shared.errors import UserError
 from shared.metrics.codebook import activation_frequency, dead_fraction, mean_l0, perplexity, usage
 from shared.models.sparse import topk_relu
 from shared.models.vqvae import VectorQuantizer
 from shared.registry import build
 from shared.trainer import TrainConfig, Trainer, seed_everything
-
-
 
 
 def _settled(vq: VectorQuantizer, count: float = 10.0) -> VectorQuantizer:
@@ -133,9 +130,9 @@ def test_topk_keeps_exactly_k_largest(seed):
 
 
 def test_sparse_ae_checks_its_config():
-    with pytest.raises(UserError):
+    with pytest.raises(ValueError, match="k = 9 active latents must lie between 1 and latent_dim = 8"):
         build("sparse_ae", {"latent_dim": 8, "k": 9})
-    with pytest.raises(UserError):
+    with pytest.raises(ValueError, match="VQ-VAE takes images"):
         build("vqvae", {"input_shape": (16,)})
 
 

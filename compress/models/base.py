@@ -25,8 +25,10 @@ from compressai.ops import quantize_ste
 from torch import nn
 from torch.nn import functional as F
 
-from shared.errors import UserError
+from shared.errors import ConfigError
 from shared.model import TrainableModel
+
+from .compressai_adapter import bottleneck_likelihood_raw
 
 #: CompressAI's λ for its qualities 1..6 (MSE); our levels span them
 DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483)
@@ -93,7 +95,7 @@ def bottleneck_likelihood(bottleneck, z_hat: torch.Tensor) -> torch.Tensor:
     ``EntropyBottleneck`` ``bottleneck`` (one density per channel), without its quantisation: the
     caller decides where they lie (e.g. rounded about the medians as coded, :func:`round_about`)."""
     B, C = z_hat.shape[:2]
-    likelihood, _, _ = bottleneck._likelihood(z_hat.transpose(0, 1).reshape(C, 1, -1))
+    likelihood = bottleneck_likelihood_raw(bottleneck, z_hat.transpose(0, 1).reshape(C, 1, -1))
     return bottleneck.likelihood_lower_bound(likelihood).reshape(C, B, *z_hat.shape[2:]).transpose(0, 1)
 
 
@@ -327,7 +329,7 @@ class GainedCodec(TrainableModel, CompressionModel):
         if self.config.train_only != "all":
             trains = self.is_transform if self.config.train_only == "transforms" else self.is_context
             if not any(trains(n) for n, _ in self.named_parameters()):
-                raise UserError(f"--model-train-only {self.config.train_only}: this codec has no such parameters")
+                raise ConfigError(f"train_only={self.config.train_only!r}: this codec ({type(self).__name__}) has no such parameters")
             for n, p in self.named_parameters():
                 p.requires_grad_(trains(n))
             return {"main": torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)}

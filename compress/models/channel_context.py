@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from shared.errors import UserError
+from shared.errors import ConfigError
 from shared.registry import register
 
 from .base import CodecConfig, bottleneck_likelihood, conv, place, round_about
+from .compressai_adapter import medians
 from .entropy_coding import RansStream, decode_bottleneck, encode_bottleneck, rans_encode
 from .hyperprior import MeanScaleHyperprior, gaussian_likelihood, scale_indexes
 
@@ -39,6 +40,10 @@ from .hyperprior import MeanScaleHyperprior, gaussian_likelihood, scale_indexes
 class ContextConfig(CodecConfig):
     slices: int = field(default=4, metadata={"help": "groups of y's channels coded one after the other (M must divide evenly)"})
     context_width: int = field(default=128, metadata={"help": "channels of each group's context network"})
+
+    def __post_init__(self):
+        if self.slices < 1 or self.M % self.slices:
+            raise ConfigError(f"slices={self.slices} must be at least 1 and divide M={self.M}")
 
 
 def context_network(cin: int, width: int, cout: int) -> nn.Sequential:
@@ -58,11 +63,9 @@ class ChannelContextHyperprior(MeanScaleHyperprior):
 
     def __init__(self, config: ContextConfig):
         super().__init__(config)
-        K, M = config.slices, config.M
-        if K < 1 or M % K:
-            raise UserError(f"--model-slices {K} must divide --model-M {M}")
-        S = M // K
-        self.context = nn.ModuleList(context_network(2 * S + S * i, config.context_width, 2 * S) for i in range(1, K))
+        ContextConfig.__post_init__(config)  # again: a subclass's config need not chain to it
+        S = config.M // config.slices
+        self.context = nn.ModuleList(context_network(2 * S + S * i, config.context_width, 2 * S) for i in range(1, config.slices))
 
     def groups(self) -> list[slice]:
         S = self.config.M // self.config.slices
@@ -100,7 +103,7 @@ class ChannelContextHyperprior(MeanScaleHyperprior):
         training); scales; means)."""
         z = self.h_a(y)
         _, z_lik = self.entropy_bottleneck(z)
-        z_hat = round_about(z, self.entropy_bottleneck._get_medians())
+        z_hat = round_about(z, medians(self.entropy_bottleneck))
         scales, means = self.entropy_parameters(z_hat)
         return z_hat, z_lik, scales, means
 

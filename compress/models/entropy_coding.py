@@ -12,6 +12,8 @@ import torch
 from compressai.ans import RansDecoder, RansEncoder
 from compressai.entropy_models import EntropyBottleneck, EntropyModel, GaussianConditional
 
+from .compressai_adapter import coder_table_tensors, medians
+
 
 def coder_tables(model: EntropyModel) -> tuple[list, list, list]:
     """(CDFs, CDF lengths, offsets) of CompressAI's ``model`` (a ``GaussianConditional`` or
@@ -19,15 +21,13 @@ def coder_tables(model: EntropyModel) -> tuple[list, list, list]:
     tables change (1.4 ms a call here). Each CDF is cut to its length: the coder reads no further,
     and the padded table (64 × 3,133 entries for the shipped codecs' y, against 27,256 used) took
     3 ms of every call to pass in."""
-    model._check_cdf_size()
-    model._check_cdf_length()
-    model._check_offsets_size()
-    tensors = (model._quantized_cdf, model._cdf_length, model._offset)
+    tensors = coder_table_tensors(model)
     cached = model.__dict__.get("_enso_tables")  # (copies of the tensors, their lists); the tables are small
     if cached is None or not all(a.shape == b.shape and torch.equal(a, b) for a, b in zip(cached[0], tensors)):
-        lengths = model._cdf_length.reshape(-1).int().tolist()
-        cdfs = [row[:n] for row, n in zip(model._quantized_cdf.tolist(), lengths)]
-        lists = (cdfs, lengths, model._offset.reshape(-1).int().tolist())
+        quantized_cdf, cdf_length, offset = tensors
+        lengths = cdf_length.reshape(-1).int().tolist()
+        cdfs = [row[:n] for row, n in zip(quantized_cdf.tolist(), lengths)]
+        lists = (cdfs, lengths, offset.reshape(-1).int().tolist())
         model.__dict__["_enso_tables"] = cached = (tuple(t.clone() for t in tensors), lists)
     return cached[1]
 
@@ -124,7 +124,7 @@ def decode_gaussian(gc: GaussianConditional, string: bytes, indexes: torch.Tenso
 
 def _channel_indexes(bottleneck: EntropyBottleneck, size: tuple[int, int]) -> torch.Tensor:
     """Each element's CDF in a (1, C, h, w) latent under ``bottleneck``: its channel."""
-    C = bottleneck._quantized_cdf.shape[0]
+    C = coder_table_tensors(bottleneck)[0].shape[0]
     return torch.arange(C, dtype=torch.int32).view(1, C, 1, 1).expand(1, C, *size)
 
 
@@ -134,12 +134,12 @@ def encode_bottleneck(bottleneck: EntropyBottleneck, v: torch.Tensor) -> tuple[b
     decoding): v rounded about the medians in CompressAI's float32 operations."""
     if v.ndim != 4 or v.shape[0] != 1:
         raise ValueError(f"encode_bottleneck codes one image's latent (1, C, h, w), not {tuple(v.shape)}")
-    medians = bottleneck._get_medians().detach().reshape(1, -1, 1, 1)
-    symbols = torch.round(v - medians).int()
-    return rans_encode(bottleneck, symbols, _channel_indexes(bottleneck, v.shape[-2:])), symbols.float() + medians
+    centres = medians(bottleneck).detach().reshape(1, -1, 1, 1)
+    symbols = torch.round(v - centres).int()
+    return rans_encode(bottleneck, symbols, _channel_indexes(bottleneck, v.shape[-2:])), symbols.float() + centres
 
 
 def decode_bottleneck(bottleneck: EntropyBottleneck, string: bytes, size: tuple[int, int]) -> torch.Tensor:
     """``bottleneck.decompress([string], size)``: bytes → v̂ (1, C, *size) float32."""
-    medians = bottleneck._get_medians().detach().reshape(1, -1, 1, 1)
-    return rans_decode(bottleneck, string, _channel_indexes(bottleneck, size)).float() + medians
+    centres = medians(bottleneck).detach().reshape(1, -1, 1, 1)
+    return rans_decode(bottleneck, string, _channel_indexes(bottleneck, size)).float() + centres

@@ -7,6 +7,7 @@ from compressai.entropy_models import EntropyBottleneck
 from shared.registry import register
 
 from .base import CodecConfig, GainedCodec, bottleneck_likelihood, place
+from .compressai_adapter import medians
 from .entropy_coding import decode_bottleneck, encode_bottleneck
 
 
@@ -21,13 +22,13 @@ class FactorizedPrior(GainedCodec):
         self.entropy_bottleneck = EntropyBottleneck(config.M, entropy_coder="ans")  # the file format is rANS, whatever compressai's global default
 
     def placed_entropy(self, y, relax, hold_centre=False):
-        medians = self.entropy_bottleneck._get_medians()
-        y_hat = place(y, medians, relax, hold_centre)
-        return y_hat, {"y": bottleneck_likelihood(self.entropy_bottleneck, y_hat)}, medians
+        centres = medians(self.entropy_bottleneck)
+        y_hat = place(y, centres, relax, hold_centre)
+        return y_hat, {"y": bottleneck_likelihood(self.entropy_bottleneck, y_hat)}, centres
 
     def entropy(self, y):
         y_noisy, y_lik = self.entropy_bottleneck(y)
-        return self.decoder_input(y, y_noisy, self.entropy_bottleneck._get_medians()), {"y": y_lik}
+        return self.decoder_input(y, y_noisy, medians(self.entropy_bottleneck)), {"y": y_lik}
 
     def compress_latent(self, y: torch.Tensor, run=None) -> list[bytes]:
         return [encode_bottleneck(self.entropy_bottleneck, y.float())[0]]

@@ -19,6 +19,7 @@ from torch import nn
 from shared.registry import register
 
 from .base import CodecConfig, GainedCodec, bottleneck_likelihood, conv, deconv, place, round_about
+from .compressai_adapter import gaussian_likelihood_raw, medians
 from .entropy_coding import decode_bottleneck, decode_gaussian, encode_bottleneck, encode_gaussian
 from .integer_synthesis import IntegerSynthesis
 
@@ -42,7 +43,7 @@ def scale_indexes(table: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
 def gaussian_likelihood(gc: GaussianConditional, y_hat: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None) -> torch.Tensor:
     """Likelihoods of values ``y_hat`` under ``gc``'s Gaussians (``scales``, ``means``), lower-bounded
     as in training, without ``gc``'s own quantisation (the caller places ``y_hat``)."""
-    return gc.likelihood_lower_bound(gc._likelihood(y_hat, scales, means))
+    return gc.likelihood_lower_bound(gaussian_likelihood_raw(gc, y_hat, scales, means))
 
 
 class _Hyperprior(GainedCodec):
@@ -66,7 +67,7 @@ class _Hyperprior(GainedCodec):
         return params.chunk(2, 1) if self.predicts_mean else (params, None)
 
     def placed_entropy(self, y, relax, hold_centre=False):
-        z_hat = round_about(self.h_a(y), self.entropy_bottleneck._get_medians())
+        z_hat = round_about(self.h_a(y), medians(self.entropy_bottleneck))
         scales, means = self.entropy_parameters(z_hat)
         centre = means if means is not None else 0.0
         y_hat = place(y, centre, relax, hold_centre)

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import UserError
+from ..errors import ConfigError
 from ..metrics.image import psnr
 from ..model import TrainableModel
 from ..registry import register
@@ -57,6 +57,19 @@ class DenoisingAEConfig:
     sigma: float = field(default=25.0, metadata={"help": "gaussian noise std on the 0..255 scale"})
     mask_fraction: float = field(default=0.25, metadata={"help": "masking: fraction of pixels set to 0"})
     salt_pepper_fraction: float = field(default=0.1, metadata={"help": "salt_pepper: fraction of pixels set to 0 or 1"})
+
+    def __post_init__(self):
+        if self.channels not in (1, 3):
+            raise ConfigError(f"channels must be 1 (grey) or 3 (RGB), not {self.channels}")
+        if not self.widths or min(self.widths) < 1:
+            raise ConfigError(f"widths must be one or more positive channel counts, not {tuple(self.widths)}")
+        if self.blocks < 0:
+            raise ConfigError(f"blocks must be 0 or more, not {self.blocks}")
+        if self.sigma < 0:
+            raise ConfigError(f"sigma must be 0 or more (0..255 scale), not {self.sigma}")
+        for name in ("mask_fraction", "salt_pepper_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must lie in [0, 1], not {getattr(self, name)}")
 
 
 def gaussian_noise(x: torch.Tensor, sigma: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -91,7 +104,7 @@ def corrupt(x: torch.Tensor, config: DenoisingAEConfig, generator: torch.Generat
             return masking_noise(x, config.mask_fraction, generator)
         case "salt_pepper":
             return salt_pepper_noise(x, config.salt_pepper_fraction, generator)
-    raise UserError(f"unknown corruption {config.corruption!r}; use gaussian, masking or salt_pepper")
+    raise ConfigError(f"unknown corruption {config.corruption!r}; use gaussian, masking or salt_pepper")
 
 
 class PlainResBlock(nn.Module):
@@ -145,17 +158,6 @@ class DenoisingAE(TrainableModel):
 
     def __init__(self, config: DenoisingAEConfig):
         super().__init__()
-        if config.channels not in (1, 3):
-            raise UserError(f"channels must be 1 (grey) or 3 (RGB), not {config.channels}")
-        if not config.widths or min(config.widths) < 1:
-            raise UserError(f"widths must be one or more positive channel counts, not {tuple(config.widths)}")
-        if config.blocks < 0:
-            raise UserError(f"blocks must be 0 or more, not {config.blocks}")
-        if config.sigma < 0:
-            raise UserError(f"sigma must be 0 or more (0..255 scale), not {config.sigma}")
-        for name in ("mask_fraction", "salt_pepper_fraction"):
-            if not 0.0 <= getattr(config, name) <= 1.0:
-                raise UserError(f"{name} must lie in [0, 1], not {getattr(config, name)}")
         self.config = config
         self.net = UNet(config.channels, tuple(config.widths), config.blocks)
 
@@ -181,7 +183,7 @@ class DenoisingAE(TrainableModel):
         :attr:`stride` and crops the output back to the input's size.
         """
         if noisy.dim() != 4 or noisy.shape[1] != self.config.channels:
-            raise UserError(f"denoise expects (B, {self.config.channels}, H, W) images, got shape {tuple(noisy.shape)}")
+            raise ValueError(f"denoise expects (B, {self.config.channels}, H, W) images, got shape {tuple(noisy.shape)}")
         h, w = noisy.shape[-2:]
         ph, pw = (-h) % self.stride, (-w) % self.stride
         mode = "reflect" if ph < h and pw < w else "replicate"

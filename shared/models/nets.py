@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from ..errors import UserError
+from ..errors import ConfigError
 
 
 def mlp(dims: list[int], act: type[nn.Module] = nn.SiLU) -> nn.Sequential:
@@ -39,9 +39,10 @@ def check_shape(input_shape: tuple[int, ...], widths: tuple[int, ...]) -> None:
     if len(input_shape) == 3:
         f = 2 ** len(widths)
         if input_shape[1] % f or input_shape[2] % f:
-            raise UserError(f"image size {input_shape[1]}×{input_shape[2]} must divide by {f} for {len(widths)} downsamplings; change --widths or the image size")
+            raise ConfigError(f"image size {input_shape[1]}×{input_shape[2]} must divide by {f} for {len(widths)} downsamplings; "
+                              "change the widths or the image size")
     elif len(input_shape) != 1:
-        raise UserError(f"input_shape must be (C, H, W) or (D,), not {tuple(input_shape)}")
+        raise ConfigError(f"input_shape must be (C, H, W) or (D,), not {tuple(input_shape)}")
 
 
 class Encoder(nn.Module):

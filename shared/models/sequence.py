@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import UserError
+from ..errors import ConfigError
 from ..model import TrainableModel
 from ..registry import register
 
@@ -31,6 +31,12 @@ class SequenceAEConfig:
     encoder: Literal["gru", "tcn"] = field(default="tcn", metadata={"help": "GRU, or temporal conv net of dilated 1-D convs"})
     tcn_levels: int = field(default=4, metadata={"help": "TCN residual blocks, dilations 1, 2, 4, ..."})
     kernel_size: int = field(default=3, metadata={"help": "TCN kernel size (odd)"})
+
+    def __post_init__(self):
+        if self.kernel_size % 2 == 0:
+            raise ConfigError(f"kernel_size must be odd for 'same' padding, not {self.kernel_size}")
+        if min(self.window, self.features, self.latent_dim, self.hidden) < 1:
+            raise ConfigError("window, features, latent_dim and hidden must all be at least 1")
 
 
 class TemporalBlock(nn.Module):
@@ -63,10 +69,6 @@ class SequenceAE(TrainableModel):
     def __init__(self, config: SequenceAEConfig):
         super().__init__()
         c = self.config = config
-        if c.kernel_size % 2 == 0:
-            raise UserError(f"--kernel-size must be odd for 'same' padding, not {c.kernel_size}")
-        if min(c.window, c.features, c.latent_dim, c.hidden) < 1:
-            raise UserError("window, features, latent_dim and hidden must all be at least 1")
         if c.encoder == "gru":
             self.enc_rnn = nn.GRU(c.features, c.hidden, batch_first=True)
             self.enc_head = nn.Linear(c.hidden, c.latent_dim)
@@ -84,7 +86,7 @@ class SequenceAE(TrainableModel):
     def _check(self, x: torch.Tensor) -> None:
         c = self.config
         if x.ndim != 3 or x.shape[1] != c.window or x.shape[2] != c.features:
-            raise UserError(f"the sequence AE takes windows of shape (B, {c.window}, {c.features}), not {tuple(x.shape)}")
+            raise ValueError(f"the sequence AE takes windows of shape (B, {c.window}, {c.features}), not {tuple(x.shape)}")
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Windows (B, T, F) → latent (B, latent_dim)."""

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from .. import distributed
-from ..errors import UserError
+from ..errors import ConfigError
 from ..metrics.codebook import dead_fraction, mean_l0
 from ..model import TrainableModel
 from ..registry import register
@@ -47,6 +47,15 @@ class SparseAEConfig:
     l1_weight: float = field(default=0.05, metadata={"help": "weight of the L1 penalty (l1)"})
     recon: Literal["mse", "bce"] = field(default="mse", metadata={"help": "reconstruction loss on [0, 1] data"})
     center: bool = field(default=True, metadata={"help": "encode x minus the first training batch's mean"})
+
+    def __post_init__(self):
+        check_shape(self.input_shape, self.widths)
+        if self.latent_dim < 1:
+            raise ConfigError(f"latent_dim must be at least 1, not {self.latent_dim}")
+        if self.sparsity == "topk" and not 1 <= self.k <= self.latent_dim:
+            raise ConfigError(f"k = {self.k} active latents must lie between 1 and latent_dim = {self.latent_dim}")
+        if self.l1_weight < 0:
+            raise ConfigError(f"l1_weight must be nonnegative, not {self.l1_weight}")
 
 
 def topk_relu(pre: torch.Tensor, k: int) -> torch.Tensor:
@@ -73,13 +82,6 @@ class SparseAE(TrainableModel):
 
     def __init__(self, config: SparseAEConfig):
         super().__init__()
-        check_shape(config.input_shape, config.widths)
-        if config.latent_dim < 1:
-            raise UserError(f"latent_dim must be at least 1, not {config.latent_dim}")
-        if config.sparsity == "topk" and not 1 <= config.k <= config.latent_dim:
-            raise UserError(f"k = {config.k} active latents must lie between 1 and latent_dim = {config.latent_dim}; change --k")
-        if config.l1_weight < 0:
-            raise UserError(f"l1_weight must be nonnegative, not {config.l1_weight}")
         self.config = config
         self.conv = len(config.input_shape) == 3 and len(config.widths) > 0
         self.encoder = Encoder(config.input_shape, config.widths, config.latent_dim)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import distributed
-from ..errors import UserError
+from ..errors import ConfigError
 from ..metrics.codebook import perplexity, usage
 from ..model import TrainableModel
 from ..registry import register
@@ -44,9 +44,9 @@ class VectorQuantizer(nn.Module):
     def __init__(self, codebook_size: int, dim: int, beta: float = 0.25, decay: float = 0.99, dead_threshold: float = 1.0, eps: float = 1e-5):
         super().__init__()
         if codebook_size < 1 or dim < 1:
-            raise UserError(f"the codebook needs at least one code of at least one dimension, not {codebook_size}×{dim}")
+            raise ConfigError(f"the codebook needs at least one code of at least one dimension, not {codebook_size}×{dim}")
         if not 0.0 <= decay < 1.0:
-            raise UserError(f"the codebook EMA decay must lie in [0, 1), not {decay}")
+            raise ConfigError(f"the codebook EMA decay must lie in [0, 1), not {decay}")
         self.codebook_size, self.dim = codebook_size, dim
         self.beta, self.decay, self.dead_threshold, self.eps = beta, decay, dead_threshold, eps
         self.register_buffer("codebook", torch.randn(codebook_size, dim))
@@ -128,7 +128,7 @@ class VQVAE(TrainableModel):
     def __init__(self, config: VQVAEConfig):
         super().__init__()
         if len(config.input_shape) != 3:
-            raise UserError(f"the VQ-VAE takes images (C, H, W), not input_shape {tuple(config.input_shape)}")
+            raise ConfigError(f"the VQ-VAE takes images (C, H, W), not input_shape {tuple(config.input_shape)}")
         check_shape(config.input_shape, config.widths)
         self.config = config
         self.trunk = ConvTrunk(config.input_shape[0], config.widths, config.code_dim, config.res_blocks)
