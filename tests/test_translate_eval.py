@@ -101,7 +101,7 @@ def test_eval_writes_fid_kid_cycle_psnr_and_a_page(trained_run, tmp_path):
     assert json.loads((out / "results.json").read_text())["A2B"]["fid"] == pytest.approx(res["A2B"]["fid"])
     assert len(list((out / "fake_B").glob("*.png"))) == 4 and len(list((out / "fake_A").glob("*.png"))) == 4
     page = (out / "index.html").read_text()
-    assert page.count("<img") == 12 and "FID" in page  # 2 rows × 3 images × 2 directions
+    assert page.count("<img") == 20 and page.count("class='slider'") == 4 and "FID" in page  # 2 rows × (3 images + a 2-image slider) × 2 directions
     for src in page.split("src='")[1:]:
         assert (out / src.split("'")[0]).is_file()
 

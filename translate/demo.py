@@ -1,7 +1,8 @@
 """``translate demo``: the shipped horse2zebra translator on a photo every install has.
 
 Translates the photo both ways (horse → zebra and zebra → horse, as if it were of either domain),
-reconstructs each through the other generator, and writes the images and a page of the triplets.
+reconstructs each through the other generator, and writes the images and a page of the triplets
+with a before/after slider (input against translation) per direction.
 """
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import torch
 
 from shared.data.images import load_image, sample_photo, save_image
 from shared.metrics.image import psnr
+from shared.webpage import Side, Slider, write_page
 
 from .apply import apply_generator, load_translator
-from .webpage import write_page
 
 
 def run_demo(out: Path, image: Path | None = None, model: Path | None = None, device: str | torch.device = "cpu") -> dict:
@@ -35,7 +36,8 @@ def run_demo(out: Path, image: Path | None = None, model: Path | None = None, de
         rows.append((name, [("input", "input.png"), (name, f"{name}.png"), ("back again", f"{name}_cycle.png")]))
     save_image(img, out / "input.png")
     summary = {k: f"{v['seconds'] * 1000:.0f} ms, cycle PSNR {v['cycle_psnr']:.2f} dB" for k, v in results.items()}
-    write_page(out / "index.html", f"ensō translate demo: {src.name}", [("both directions", rows)], summary)
+    sliders = [Slider(name, Side("input", "input.png"), Side(name, f"{name}.png", summary[name])) for name in results]
+    write_page(out / "index.html", f"ensō translate demo: {src.name}", [("both directions", rows + sliders)], summary)
     print(f"{src.name}: {img.shape[2]}×{img.shape[1]} → {out}/")
     for k, v in summary.items():
         print(f"  {k:12s} {v}")

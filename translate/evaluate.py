@@ -10,7 +10,8 @@ The cycle-reconstruction PSNR (A → B → A against A, and B → A → B agains
 
 Written to ``OUT`` (default: ``RUN/eval`` for a run folder; required for the shipped weights):
 ``fake_B/``, ``fake_A/`` (translated test images), ``images/`` (the triplets on the page),
-``results.json`` and ``index.html``, a page of input / translated / reconstructed triplets.
+``results.json`` and ``index.html``, a page of input / translated / reconstructed triplets, each
+with an input | translation slider (:mod:`shared.webpage`).
 ``fid_untranslated`` is the baseline of doing nothing: FID of the source test images themselves
 against the target's.
 KID is reported in plain units; CUT's tables quote KID × 100. :func:`preview_page` writes the
@@ -30,11 +31,11 @@ from shared.data.images import list_images, load_image, save_image
 from shared.errors import UserError
 from shared.metrics import distribution
 from shared.metrics.image import psnr
+from shared.webpage import row_slider, write_page
 
 from .apply import load_translator, resize
 from .data import dataset_folders, held_out
 from .models.translator import Translator
-from .webpage import write_page
 
 #: images held out per domain when a model does not list its own (``translate train --val``'s default)
 VAL_IMAGES = 100
@@ -172,7 +173,7 @@ def evaluate(
             "cycle_psnr": sum(psnrs) / len(psnrs) if psnrs else None, "n": len(fakes), "n_real": len(files[dst]),
             "fid_untranslated": distribution.fid(reals[src], reals[dst]),  # the baseline: no translation at all
         }
-        sections.append((f"{src} → {dst} → {src}", rows))
+        sections.append((f"{src} → {dst} → {src}", rows + [row_slider(r) for r in rows]))
     results["seconds"] = round(time.perf_counter() - t0, 1)
     save_json(results, out / "results.json")
     summary = {
