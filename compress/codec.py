@@ -30,10 +30,12 @@ from torch import nn
 
 from shared.checkpoint import load_exported, tensors_sha256
 from shared.errors import UserError
+from shared.metrics.image import psnr
 from shared.precision import cpu_has_native_bf16
 from shared.tiling import tiled
 
 from .container import Header, pack, parse, quality_code
+from .safeguard import classical_fallback, decode_classical
 from .models.base import PhaseConvTranspose2d
 from .models.entropy_coding import DamagedStream
 
@@ -41,6 +43,8 @@ STRIDE = 64  # total downsampling of g_a ∘ h_a
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 #: the shipped codec that encode, demo and eval use unless told otherwise
 DEFAULT_CODEC = "mean_scale_cc"
+#: whether :meth:`Codec.encode` runs the classical safeguard unless told (:mod:`compress.safeguard`)
+SAFEGUARD = False
 
 
 def shipped_folders() -> list[Path]:
@@ -91,6 +95,7 @@ class Codec:
                     net.to(memory_format=torch.channels_last)
         # g_s for inference: the same layers, its last (N → 3) transposed convolution run by phases
         self.synthesis = nn.Sequential(*self.model.g_s[:-1], PhaseConvTranspose2d(self.model.g_s[-1]))
+        self._perceptual: dict[str, nn.Module] = {}  # perceptual decoders by source, loaded on first use
 
     @classmethod
     def load(cls, name_or_path: str | Path = DEFAULT_CODEC) -> "Codec":
@@ -158,9 +163,11 @@ class Codec:
         with torch.autocast("cpu", enabled=False):
             return self.model.compress_latent(y_raw * gain, run=self._net)
 
-    def encode(self, img: torch.Tensor, quality: float = 0.5, refine: int = 0) -> bytes:
+    def encode(self, img: torch.Tensor, quality: float = 0.5, refine: int = 0, safeguard: bool = SAFEGUARD) -> bytes:
         """Image (C, H, W) in [0, 1] → ``.enso`` bytes at ``quality`` in [0, 1] (higher: more bits);
-        ``refine`` > 0 spends that many gradient steps on the latent (:mod:`compress.refine`)."""
+        ``refine`` > 0 spends that many gradient steps on the latent (:mod:`compress.refine`);
+        ``safeguard``: write a classical file instead when one is much smaller at the learned
+        file's PSNR (:mod:`compress.safeguard`)."""
         mode, rgb, alpha = self._prepare(img)
         code = quality_code(quality)
         if refine > 0:
@@ -168,7 +175,33 @@ class Codec:
         y = self.analyse(rgb)
         if refine > 0:
             y = self._refine(rgb, y, code, refine)
-        return self._pack(mode, rgb.shape[1:], code, self._code(y, code), alpha)
+        data = self._pack(mode, rgb.shape[1:], code, self._code(y, code), alpha)
+        return self._safeguarded(rgb, y, code, data, mode, alpha) if safeguard else data
+
+    @torch.no_grad()
+    def estimated_psnr(self, rgb: torch.Tensor, y: torch.Tensor, code: int) -> float:
+        """PSNR (dB) of the learned file coding the latent ``y`` of ``rgb`` (3, H, W) in [0, 1] at
+        quality ``code``, from the encoder's side: ŷ rounded as the file rounds it but with the float
+        entropy model (:meth:`placed_entropy`, as :mod:`compress.refine` costs it), then g_s as decode runs it."""
+        from compressai.ops import quantize_ste
+
+        gain, inv_gain = self._gains(code)
+        with torch.autocast("cpu", enabled=False):
+            y_hat, _, _ = self.model.placed_entropy(y * gain, quantize_ste)
+        _, H, W = rgb.shape
+        x = tiled(lambda t: self._net(self.synthesis, t), y_hat * inv_gain, self.tile // 16, 8, scale=16)
+        rec = x[0, :, :H, :W].clamp(0, 1).mul(255).round().div(255)
+        return float(psnr(rgb[None], rec[None]))
+
+    def _safeguarded(self, rgb: torch.Tensor, y: torch.Tensor, code: int, data: bytes, mode: str, alpha: bytes | None) -> bytes:
+        """The learned file ``data`` (coding ``y``), or the classical file of ``rgb`` that
+        :func:`~compress.safeguard.classical_fallback` finds much smaller at its PSNR."""
+        rgb8 = rgb.mul(255).round().div(255)  # what a classical codec sees
+        found = classical_fallback(rgb8, len(data), self.estimated_psnr(rgb8, y, code), torch.get_num_threads())
+        if found is None:
+            return data
+        header = Header(mode, self.model_id, self.hash, code, int(rgb.shape[1]), int(rgb.shape[2]), found.coding)
+        return pack(header, [found.data] + ([alpha] if alpha is not None else []))
 
     @staticmethod
     def _check_refinable(rgb: torch.Tensor) -> None:
@@ -188,10 +221,11 @@ class Codec:
         _, H, W = rgb.shape
         return refine_latent(self.model, self._padded(rgb), y, code / 65535.0, steps, lambda v: self._net(self.synthesis, v), size=(H, W))
 
-    def encode_to_bpp(self, img: torch.Tensor, target_bpp: float, iterations: int = 12, refine: int = 0) -> bytes:
+    def encode_to_bpp(self, img: torch.Tensor, target_bpp: float, iterations: int = 12, refine: int = 0, safeguard: bool = SAFEGUARD) -> bytes:
         """Bisect the quality so the file (header included) is the largest at or under ``target_bpp``;
         ``refine`` > 0 then refines the latent at the quality found, keeping the refined file if it
-        still fits."""
+        still fits; ``safeguard`` as :meth:`encode` takes it, on the file found (a classical file
+        replaces it only when smaller, so it fits too)."""
         mode, rgb, alpha = self._prepare(img)
         if refine > 0:
             self._check_refinable(rgb)
@@ -211,10 +245,11 @@ class Codec:
         if data is None:
             data = self._pack(mode, rgb.shape[1:], 0, self._code(y, 0), alpha)
         if refine > 0:
-            refined = self._pack(mode, rgb.shape[1:], code, self._code(self._refine(rgb, y, code, refine), code), alpha)
+            y_refined = self._refine(rgb, y, code, refine)
+            refined = self._pack(mode, rgb.shape[1:], code, self._code(y_refined, code), alpha)
             if len(refined) * 8 / pixels <= target_bpp or len(refined) <= len(data):
-                data = refined
-        return data
+                data, y = refined, y_refined
+        return self._safeguarded(rgb, y, code, data, mode, alpha) if safeguard else data
 
     def _pack(self, mode: str, size, code: int, strings: list[bytes], alpha: bytes | None) -> bytes:
         header = Header(mode, self.model_id, self.hash, code, int(size[0]), int(size[1]))
@@ -228,16 +263,49 @@ class Codec:
         if header.weights_hash != self.hash:
             raise UserError(f"{name} was encoded with other {header.model_id!r} weights (hash {header.weights_hash.hex()}, these are {self.hash.hex()}); "
                             "without --model, decode picks the shipped codec that wrote it if one did; else pass the weights that did as --model FOLDER")
-        expected = self.model.sections + (header.mode == "RGBA")
+        expected = (self.model.sections if header.coding == "learned" else 1) + (header.mode == "RGBA")
         if len(sections) != expected:
             raise UserError(f"{name} has {len(sections)} payload sections, expected {expected}; the file is damaged")
 
+    def perceptual_synthesis(self, source: str | Path | None = None) -> nn.Module:
+        """g_s of a perceptual decoder of this codec's files (:mod:`compress.models.perceptual_decoder`):
+        the shipped ``compress/weights/<codec>_perceptual`` (``source`` None) or an exported/run
+        folder. Its other weights must be this codec's (ValueError otherwise, or when none is shipped)."""
+        key = str(source)
+        if key not in self._perceptual:
+            folder = WEIGHTS_DIR / f"{self.model_id}_perceptual" if source is None else weights_folder(source)
+            if not (folder / "model.json").is_file() and not (folder / "export" / "model.json").is_file():
+                raise ValueError(f"codec {self.model_id!r} has no perceptual decoder ({folder} holds none); decode with the mse decoder")
+            other = load_exported(folder)
+            if getattr(other, "decodes_for", None) != self.model_id or not hasattr(other, "g_s"):
+                raise ValueError(f"{folder} holds no perceptual decoder for {self.model_id!r} files")
+            mine, theirs = (
+                {k: v for k, v in m.state_dict().items() if not k.startswith(("g_s.", "loss."))} for m in (self.model, other)
+            )
+            if tensors_sha256(mine) != tensors_sha256(theirs):
+                raise ValueError(f"the perceptual decoder in {folder} was trained for other {self.model_id!r} weights than these")
+            g_s = other.g_s.cpu().eval()
+            if self.fast:
+                g_s.to(memory_format=torch.channels_last)
+            self._perceptual[key] = nn.Sequential(*g_s[:-1], PhaseConvTranspose2d(g_s[-1]))
+        return self._perceptual[key]
+
     @torch.no_grad()
-    def decode(self, data: bytes, name: str = "input") -> torch.Tensor:
-        """``.enso`` bytes → image (C, H, W) in [0, 1] (C = 3 for RGB, 1 for grey, 4 for RGBA)."""
+    def decode(self, data: bytes, name: str = "input", decoder: str = "mse", realism: float = 1.0) -> torch.Tensor:
+        """``.enso`` bytes → image (C, H, W) in [0, 1] (C = 3 for RGB, 1 for grey, 4 for RGBA).
+
+        ``decoder``: ``"mse"`` (the codec's own g_s), ``"perceptual"`` (the shipped perceptual
+        decoder, :meth:`perceptual_synthesis`) or the folder of one; with a perceptual decoder,
+        ``realism`` r in [0, 1] blends the outputs, r · perceptual + (1 − r) · mse (Yan et al. 2022;
+        1: the perceptual decoder alone)."""
+        if not 0 <= realism <= 1:
+            raise ValueError(f"realism must be in [0, 1], not {realism}")
+        synthesis = None if decoder == "mse" else self.perceptual_synthesis(None if decoder == "perceptual" else decoder)
         header, sections = parse(data, name)
         self.check(header, sections, name)
         H, W = header.height, header.width
+        if header.coding != "learned":  # the safeguard's classical payload (format version 4)
+            return self._in_mode(header, sections, decode_classical(sections[0], header.coding, H, W, name), name)
         hp, wp = H + (-H % STRIDE), W + (-W % STRIDE)
         with torch.autocast("cpu", enabled=False):
             try:
@@ -245,8 +313,23 @@ class Codec:
             except DamagedStream as e:
                 raise UserError(f"{name} is damaged: {e}") from None
         _, inv_gain = self._gains(header.quality_code)
-        x = tiled(lambda t: self._net(self.synthesis, t), y_hat * inv_gain, self.tile // 16, 8, scale=16)
+        def run(net):
+            return tiled(lambda t: self._net(net, t), y_hat * inv_gain, self.tile // 16, 8, scale=16)
+
+        if synthesis is None or realism == 0:
+            x = run(self.synthesis)
+        elif realism == 1:
+            x = run(synthesis)
+        else:
+            x = realism * run(synthesis) + (1 - realism) * run(self.synthesis)
         rgb = x[0, :, :H, :W].clamp(0, 1).mul(255).round().div(255)
+        return self._in_mode(header, sections, rgb, name)
+
+    @staticmethod
+    def _in_mode(header: Header, sections: list[bytes], rgb: torch.Tensor, name: str) -> torch.Tensor:
+        """The decoded RGB (3, H, W) on the 8-bit grid → the file's colour mode (grey: the channels'
+        mean; RGBA: its alpha section appended, checked)."""
+        H, W = header.height, header.width
         if header.mode == "L":
             return rgb.mean(0, keepdim=True).mul(255).round().div(255)
         if header.mode == "RGBA":

@@ -15,6 +15,9 @@ encode/decode seconds. Written to ``OUT``:
 * ``rd_psnr.png``, ``rd_ms_ssim_db.png``, ``rd_lpips.png``: one curve per codec against bpp;
 * ``bd_rate.json`` and ``bd_rate.md``: BD-rate (PSNR and MS-SSIM dB) and BD-PSNR of each codec
   against JPEG and against AVIF (when those ran), also printed as a Markdown table.
+* ``per_image_bd.json``, ``per_image_bd.md``, ``per_image_bd.png``: each image's BD-rate (PSNR)
+  against JPEG and AVIF, and its worst image, median and mean per content type when the folder has
+  a ``content.json`` (:mod:`compress.content_benchmark`), also printed (:mod:`compress.per_image`).
 
 ``ours`` is the learned codec through ``compress.codec.Codec.load(NAME_OR_PATH)``, at qualities in
 [0, 1] (several ``--model``: one codec each, ``ours:NAME``); the classical codecs are in :mod:`compress.classical`. A codec whose library is missing is
@@ -44,6 +47,8 @@ from shared.paths import data_dir as resolve_data_dir
 
 from . import classical
 from .codec import DEFAULT_CODEC
+from .content_benchmark import content_types
+from .per_image import write_per_image_bd
 
 ALL_CODECS: tuple[str, ...] = ("ours",) + classical.NAMES
 #: the learned codec's default qualities (its own scale, [0, 1])
@@ -76,7 +81,7 @@ def ours_qualities(qualities: Sequence[float] | None = None) -> tuple[float, ...
     return qualities
 
 
-def load_ours(model: str | None = None, qualities: Sequence[float] | None = None, refine: int = 0, name: str = "ours") -> RDCodec:
+def load_ours(model: str | None = None, qualities: Sequence[float] | None = None, refine: int = 0, name: str = "ours", safeguard: bool = False) -> RDCodec:
     """The learned codec through ``compress.codec.Codec.load(model or DEFAULT_OURS_MODEL)``, named
     ``name``, encoding with ``refine`` latent refinement steps; raises ModuleNotFoundError when
     ``compress.codec`` is absent, UserError when the model cannot load."""
@@ -84,8 +89,8 @@ def load_ours(model: str | None = None, qualities: Sequence[float] | None = None
 
     qualities = ours_qualities(qualities)
     codec = Codec.load(model or DEFAULT_OURS_MODEL)
-    setting = "quality in [0, 1]" + (f", {refine} refinement steps" if refine else "")
-    return RDCodec(name, qualities, lambda img, q: codec.encode(img, q, refine), lambda data: codec.decode(data).detach().float().cpu(), setting)
+    setting = "quality in [0, 1]" + (f", {refine} refinement steps" if refine else "") + (", safeguard" if safeguard else "")
+    return RDCodec(name, qualities, lambda img, q: codec.encode(img, q, refine, **({'safeguard': True} if safeguard else {})), lambda data: codec.decode(data).detach().float().cpu(), setting)
 
 
 def ours_names(models: Sequence[str]) -> list[str]:
@@ -96,7 +101,7 @@ def ours_names(models: Sequence[str]) -> list[str]:
 
 def resolve_codecs(
     names: Sequence[str], model: str | Sequence[str] | None = None, qualities: Mapping[str, Sequence[float]] | None = None,
-    threads: int = 1, refine: int = 0,
+    threads: int = 1, refine: int = 0, safeguard: bool = False,
 ) -> tuple[list[RDCodec], dict[str, str]]:
     """Codec names → (the codecs to run, {skipped name: reason}); ``model``: the learned codec(s) for
     "ours" (several are named by :func:`ours_names`). Unknown names are a UserError."""
@@ -113,7 +118,7 @@ def resolve_codecs(
             ours_qualities(qualities.get(name))
             for m, label in zip(models, ours_names(models)):
                 try:
-                    codecs.append(load_ours(m, qualities.get(name), refine, label))
+                    codecs.append(load_ours(m, qualities.get(name), refine, label, safeguard))
                 except ModuleNotFoundError as e:
                     if e.name not in ("compress.codec", "compress.container"):
                         raise
@@ -260,6 +265,7 @@ def evaluate(
     allow_download: bool | None = None,
     progress: bool = True,
     refine: int = 0,
+    safeguard: bool = False,
 ) -> EvalResult:
     """Evaluate ``codecs`` on the images of ``data_dir`` (the first ``limit``) and write the files
     of the module doc into ``out_dir``. ``qualities`` overrides a codec's settings; ``model`` names
@@ -268,7 +274,7 @@ def evaluate(
     from tqdm.auto import tqdm
 
     files = list_images(data_dir)[: limit or None]
-    runnable, skipped = resolve_codecs(codecs, model, qualities, threads, refine)
+    runnable, skipped = resolve_codecs(codecs, model, qualities, threads, refine, safeguard)
     if not runnable:
         raise UserError("no codec can run here: " + "; ".join(f"{n}: {r}" for n, r in skipped.items()))
     lpips_weights = resolve_alexnet_weights(lpips_weights, allow_download)  # before any encoding
@@ -318,7 +324,8 @@ def evaluate(
     (out / "bd_rate.md").write_text(table + "\n")
     plots = plot_curves(points, out, f"{Path(data_dir).name} ({len(files)} images)")
     written = [out / n for n in ("per_image.csv", "per_image.json", "points.csv", "points.json", "bd_rate.json", "bd_rate.md")] + plots
-    return EvalResult(points, bd, skipped, table, written)
+    per_image_files, per_image_table = write_per_image_bd(rows, [c.name for c in runnable], content_types(data_dir), out, Path(data_dir).name)
+    return EvalResult(points, bd, skipped, table + "\n\n" + per_image_table, written + per_image_files)
 
 
 def _quality_override(text: str) -> tuple[str, tuple[float, ...]]:
@@ -343,6 +350,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--quality", type=_quality_override, action="append", default=[], metavar="CODEC=Q1,Q2,...",
                         help="override a codec's quality settings (repeatable); ours takes values in [0, 1]")
     parser.add_argument("--refine", type=int, default=0, metavar="STEPS", help="latent refinement steps for ours (see compress encode --refine)")
+    parser.add_argument("--safeguard", action="store_true", help="ours encodes with the classical safeguard (see compress encode --safeguard)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
     parser.add_argument("--threads", type=int, default=1, help="torch and encoder threads (default 1)")
     parser.add_argument("--lpips-weights", type=Path, default=None, help="AlexNet weights for LPIPS (default: see shared.metrics.perceptual)")
@@ -362,7 +370,7 @@ def run_eval(ns: argparse.Namespace) -> EvalResult:
     torch.set_num_threads(ns.threads)
     names = [n.strip() for n in ns.codecs.split(",") if n.strip()]
     result = evaluate(resolve_data_dir("kodak", ns.data, option="--data"), names, ns.out, dict(ns.quality), ns.model, ns.limit, ns.threads,
-                      ns.lpips_weights, ns.allow_download, ns.progress, ns.refine)
+                      ns.lpips_weights, ns.allow_download, ns.progress, ns.refine, ns.safeguard)
     for name, reason in result.skipped.items():
         print(f"skipped {name}: {reason}")
     print(result.table)

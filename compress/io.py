@@ -18,9 +18,10 @@ from .container import parse
 SUFFIX = ".enso"
 
 
-def encode_files(inputs: list[Path], out: Path, model: str, quality: float, target_bpp: float | None, force: bool, refine: int = 0) -> None:
+def encode_files(inputs: list[Path], out: Path, model: str, quality: float, target_bpp: float | None, force: bool, refine: int = 0,
+                 safeguard: bool = False) -> None:
     """Encode every image of ``inputs`` into ``out`` (a file or a folder, :mod:`shared.outputs`'s rule);
-    ``refine`` gradient steps on each latent (:mod:`compress.refine`)."""
+    ``refine`` gradient steps on each latent (:mod:`compress.refine`); ``safeguard``: :mod:`compress.safeguard`."""
     if target_bpp is not None and not (0 < target_bpp < math.inf):
         raise UserError(f"--target-bpp must be a positive number of bits per pixel, not {target_bpp}")
     if refine < 0:
@@ -29,7 +30,7 @@ def encode_files(inputs: list[Path], out: Path, model: str, quality: float, targ
     codec = Codec.load(model)
     for src, dst in tqdm(jobs, desc="encode", unit="img", disable=len(jobs) == 1):
         img = load_image(src, "auto")
-        data = codec.encode_to_bpp(img, target_bpp, refine=refine) if target_bpp is not None else codec.encode(img, quality, refine)
+        data = codec.encode_to_bpp(img, target_bpp, refine=refine, safeguard=safeguard) if target_bpp is not None else codec.encode(img, quality, refine, safeguard)
         atomic_write_bytes(dst, data)
         bpp = len(data) * 8 / (img.shape[1] * img.shape[2])
         if target_bpp is not None and bpp > target_bpp:

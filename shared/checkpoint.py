@@ -169,13 +169,17 @@ def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
 
 
 def full_export(base: str | os.PathLike) -> Path:
-    """The weights file of ``base`` if it is a full export (one that can serve as a base), else a UserError."""
+    """The weights file of ``base`` if it holds an export (a full one or a variant of another: either can serve as a base), else a UserError."""
     base = Path(base)
     if not (base / "model.safetensors").is_file() or not (base / "model.json").is_file():
         raise UserError(f"base {base} holds no exported model (model.json + model.safetensors)")
-    if "base" in json.loads((base / "model.json").read_text()):
-        raise UserError(f"base {base} holds changes to another export itself; give a full export as the base")
     return base / "model.safetensors"
+
+
+def exported_tensors(folder: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Every tensor of the export in ``folder``, those it takes from its base (and its base's base) included."""
+    folder = Path(folder)
+    return _with_base(folder, json.loads((folder / "model.json").read_text()), load_file(str(folder / "model.safetensors")))
 
 
 def keep_changes_from(folder: str | os.PathLike, base: str | os.PathLike) -> int:
@@ -187,7 +191,7 @@ def keep_changes_from(folder: str | os.PathLike, base: str | os.PathLike) -> int
     a variant that ships its own transforms survives new transforms in its base)."""
     folder = Path(folder)
     base_file = full_export(base)
-    own, theirs = load_file(str(folder / "model.safetensors")), load_file(str(base_file))
+    own, theirs = load_file(str(folder / "model.safetensors")), exported_tensors(base_file.parent)
     changed = {k: v for k, v in own.items()
                if k not in theirs or v.dtype != theirs[k].dtype or v.shape != theirs[k].shape or not torch.equal(v, theirs[k])}
     save_safetensors(changed, folder / "model.safetensors")
@@ -207,7 +211,26 @@ def _with_base(folder: Path, meta: dict[str, Any], state: dict[str, torch.Tensor
     base_file = base / "model.safetensors"
     if not base_file.is_file():
         raise UserError(f"{folder} holds changes to the weights in {base}, which are missing; restore them or export {folder} in full")
-    taken = {k: v for k, v in load_file(str(base_file)).items() if k not in state}
+    taken = {k: v for k, v in exported_tensors(base).items() if k not in state}
     if tensors_sha256(taken) != meta.get("base_tensors_sha256"):
         raise UserError(f"{folder} holds changes to other weights than those now in {base}; export it again against them")
     return {**taken, **state}
+
+
+def load_state_dict_file(path: str | os.PathLike, hint: str) -> dict[str, torch.Tensor]:
+    """Another project's saved state dict (names → tensors, e.g. a CompressAI or CycleGAN
+    checkpoint), loaded with ``weights_only=True`` so no code in the pickle runs; a training
+    script's ``{"state_dict": ...}`` is unwrapped. A missing, unreadable or non-state-dict file is a
+    ``ValueError`` ending in ``hint`` (what to give instead)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist; {hint}")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # not a torch file, truncated, or holding more than tensors and containers
+        raise ValueError(f"{path} cannot be read as a PyTorch checkpoint ({type(e).__name__}); {hint}") from None
+    if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
+        raw = raw["state_dict"]
+    if not isinstance(raw, dict) or not raw or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in raw.items()):
+        raise ValueError(f"{path} holds no state dict (names → tensors); {hint}")
+    return dict(raw)

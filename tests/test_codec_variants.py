@@ -123,10 +123,21 @@ def test_variant_survives_new_transforms_in_its_base(tmp_path, shipped):
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_export_refuses_a_variant_as_base_before_writing(tmp_path, shipped):
+def test_a_variant_serves_as_base_through_its_own_base(tmp_path, shipped):
+    """A variant of a variant (as mean_scale_cc_perceptual of mean_scale_cc of mean_scale) stores
+    only its own changes and loads with the tensors of the whole chain."""
     out = tmp_path / "out"
     done = compress_cli("export", shipped["variant_run"], "-o", out, "--base", shipped["variant"])
-    assert done.returncode == 2 and "full export" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 0, done.stderr
+    assert len(load_file(str(out / "model.safetensors"))) == 0  # the same run: nothing differs
+    mine, theirs = load_exported(out).state_dict(), load_exported(shipped["variant"]).state_dict()
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+
+
+def test_export_refuses_a_missing_base_before_writing(tmp_path, shipped):
+    out = tmp_path / "out"
+    done = compress_cli("export", shipped["variant_run"], "-o", out, "--base", tmp_path / "nowhere")
+    assert done.returncode == 2 and "no exported model" in done.stderr and "Traceback" not in done.stderr
     assert not out.exists()
 
 
