@@ -8,6 +8,7 @@
     compress eval --data kodak/ --codecs ours,jpeg,webp,avif,jpeg2000,jxl -o rd/
     compress export RUN -o compress/weights/mean_scale   # fp16 weights to ship
     compress export RUN -o compress/weights/mean_scale_msssim --base mean_scale   # only what differs from mean_scale
+    compress import-compressai bmshj2018-factorized-prior-3-5c6f152b.pth.tar --arch bmshj2018-factorized --lmbda 0.0067 -o factorized_q3   # a CompressAI checkpoint
     compress export mean_scale_cc --onnx -o onnx/   # g_a and g_s as ONNX (entropy coding stays in Python)
     compress train --data DIR [--data DIR ...] --run RUN [--model mean_scale] [--crop 256] [--steps N] [--resume]
     compress train ... --init mean_scale --model-distortion ms-ssim --model-train-only transforms   # a variant
@@ -53,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--force", action="store_true", help="replace existing weights in --out")
     x.add_argument("--base", help="shipped codec name or exported folder: write only the weights that differ from it (a variant)")
     x.add_argument("--onnx", action="store_true", help="write g_a.onnx and g_s.onnx (fp32, dynamic size, quality gains inside; see compress.onnx_export) instead")
+    from .import_compressai import add_import_arguments
+
+    add_import_arguments(sub.add_parser("import-compressai", help="a CompressAI checkpoint (bmshj2018-factorized/-hyperprior, mbt2018-mean) → an ensō codec folder"))
     m = sub.add_parser("demo", help="round trip a bundled photo, beside JPEG at the same size")
     m.add_argument("-o", "--out", type=Path, default=Path("out/compress"), help="output folder (default: out/compress)")
     m.add_argument("--image", type=Path, help="another photo instead of the bundled one")
@@ -156,6 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         base = weights_folder(ns.base) if ns.base is not None else None
         print(f"wrote {export_codec(Path(ns.run), ns.out, base)}")
+    elif ns.command == "import-compressai":
+        from .import_compressai import run_import
+
+        run_import(ns)
     elif ns.command == "demo":
         from .demo import run_demo
 
