@@ -10,6 +10,7 @@
     translate eval horse2zebra [--model RUN] [-o OUT] [--split test|val]   # FID/KID, cycle PSNR, OUT/index.html
     translate export RUN -o translate/weights/horse2zebra   # both generators, fp16, to ship
     translate export horse2zebra --onnx -o onnx/            # the generators as ONNX (a2b.onnx, b2a.onnx)
+    translate import-cyclegan latest_net_G_A.pth latest_net_G_B.pth -o h2z_official   # the anchor's generators
 
 ``--data DIR`` (or ``$ENSO_DATA/NAME``) holds the CycleGAN layout ``trainA/ trainB/ testA/ testB/``.
 Training defaults follow the anchor: batch 1, Adam 2e-4 β1 0.5, 200 epochs of horse2zebra's 1334
@@ -84,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("-o", "--out", type=Path, required=True, help="output folder (e.g. translate/weights/horse2zebra)")
     x.add_argument("--force", action="store_true", help="overwrite an existing export")
     x.add_argument("--onnx", action="store_true", help="write each generator as ONNX (fp32, [0, 1] in and out, dynamic size; translate.onnx_export) instead")
+    from .import_cyclegan import add_import_arguments
+
+    add_import_arguments(sub.add_parser("import-cyclegan", help="the official CycleGAN ResNet generators (latest_net_G_A/G_B.pth) → an ensō translator folder"))
     for cmd, (dataset, direction) in DIRECTIONS.items():
         arrow = "A → B" if direction == "ab" else "B → A"
         p = sub.add_parser(cmd, help=f"translate images ({dataset + ' ' if dataset else 'domain '}{arrow}) with a trained model")
@@ -162,6 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .demo import run_demo
 
         run_demo(ns.out, ns.image, ns.model, resolve_device(ns.device))
+    elif ns.command == "import-cyclegan":
+        from .import_cyclegan import run_import
+
+        run_import(ns)
     elif ns.command == "export" and ns.onnx:
         from .onnx_export import export_translator_onnx
 
