@@ -158,9 +158,13 @@ def test_demo_end_to_end_on_tiny_photo_folders(tmp_path, lpips_weights, monkeypa
     assert "discriminator/loss" in metrics
 
 
-def test_bad_options_are_one_line_errors(tmp_path, capsys):
+def test_bad_options_are_one_line_errors(tmp_path, capsys, monkeypatch):
     assert run_cli(main, ["demo", "sharpness", "-o", str(tmp_path / "o"), "--disc-start", "1.5"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "disc_start" in err
     assert run_cli(main, ["train", "sharpness", "-o", str(tmp_path / "o"), "--train-data", str(tmp_path / "none")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    monkeypatch.setenv("ENSO_ALEXNET_WEIGHTS", str(tmp_path / "missing.safetensors"))
+    train = _photo_folder(tmp_path / "train", 2, 40, 0)
+    assert run_cli(main, ["train", "sharpness", "-o", str(tmp_path / "o"), "--train-data", str(train)]) == 2
+    assert "LPIPS backbone" in capsys.readouterr().err and not (tmp_path / "o" / "sharpness" / "runs").exists()

@@ -31,7 +31,7 @@ from ..data.images import ImageFolder
 from ..errors import ConfigError
 from ..metrics import distribution
 from ..metrics.image import psnr
-from ..metrics.perceptual import lpips_distance
+from ..metrics.perceptual import lpips_distance, lpips_model
 from ..metrics.spectrum import HIGH_BAND, high_frequency_db
 from ..models.vae import kl_per_example
 from ..paths import data_dir
@@ -125,7 +125,7 @@ class Sharpness(Use):
     name = "sharpness"
     summary = "one conv VAE on BSDS500 crops trained on MSE, + LPIPS, + LPIPS + PatchGAN: PSNR, LPIPS, FID, KID, high frequencies"
     config_cls = SharpnessConfig
-    default_train = {"steps": 12000, "batch_size": 32, "lr": 5e-4, "lr_schedule": "cosine", "decay_start": 0.5, "log_every": 50, "ckpt_every": 500}
+    default_train = {"steps": 8000, "batch_size": 32, "lr": 5e-4, "lr_schedule": "cosine", "decay_start": 0.5, "log_every": 50, "ckpt_every": 500}
     demo_train = {"steps": 120, "batch_size": 16, "lr": 1e-3, "log_every": 20, "ckpt_every": 120}
     demo_config = {"eval_crops": 128}
 
@@ -133,16 +133,23 @@ class Sharpness(Use):
         return self.folder(out) / "runs" / variant
 
     def train(self, cfg: SharpnessConfig, train, out: Path, resume: bool = False) -> None:
+        lpips_model()  # a missing LPIPS or Inception file: one line before any run folder is made
+        distribution.resolve_inception_weights()
         data = ImageFolder(train_folders(cfg), cfg.crop)
         for variant in VARIANTS:  # one seed: the same initial VAE and the same batches for all three
+            run = self.run_dir(out, variant)
             extra = {"variant": variant, "train_images": len(data)}
-            train_model("perceptual_vae", model_config(cfg, variant, train.steps), data, train, self.run_dir(out, variant), resume, extra)
+            # --resume continues the variants begun and starts those not reached yet
+            train_model("perceptual_vae", model_config(cfg, variant, train.steps), data, train, run, resume and (run / "checkpoint.pt").exists(), extra)
 
     def evaluate(self, cfg: SharpnessConfig, out: Path) -> dict[str, Any]:
         models = {v: load_run(self.run_dir(out, v)) for v in VARIANTS}
         t0 = time.perf_counter()
         x = eval_crops(cfg)
-        feats = lambda images: distribution.inception_features(images.split(cfg.eval_batch))  # noqa: E731
+
+        def feats(images: torch.Tensor):
+            return distribution.inception_features(images.split(cfg.eval_batch))
+
         real = feats(x)
         numbers: dict[str, Any] = {}
         for variant, model in models.items():
