@@ -8,8 +8,8 @@
     compress eval --data kodak/ --codecs ours,jpeg,webp,avif,jpeg2000,jxl -o rd/
     compress export RUN -o compress/weights/mean_scale   # fp16 weights to ship
     compress export RUN -o compress/weights/mean_scale_msssim --base mean_scale   # only what differs from mean_scale
-    compress import-compressai bmshj2018-factorized-prior-3-5c6f152b.pth.tar --arch bmshj2018-factorized --lmbda 0.0067 -o factorized_q3   # a CompressAI checkpoint
     compress export mean_scale_cc --onnx -o onnx/   # g_a and g_s as ONNX (entropy coding stays in Python)
+    compress import-compressai bmshj2018-factorized-prior-3-5c6f152b.pth.tar --arch bmshj2018-factorized --lmbda 0.0067 -o factorized_q3   # a CompressAI checkpoint
     compress train --data DIR [--data DIR ...] --run RUN [--model mean_scale] [--crop 256] [--steps N] [--resume]
     compress train ... --init mean_scale --model-distortion ms-ssim --model-train-only transforms   # a variant
     compress train ... --model mean_scale_cc --init mean_scale --model-train-only context   # a context model on a trained codec
@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", default=DEFAULT_CODEC, help=f"default {DEFAULT_CODEC}; a shipped codec name (it wins over a folder of that name: write ./NAME for the folder) or trained run folder")
     e.add_argument("--refine", type=int, default=0, metavar="STEPS",
                    help="gradient steps on each image's latent for a lower rate-distortion cost (slower encoding: 100 steps took 22–25 s for a 768×512 image on 2 threads and beat AVIF at equal PSNR on Kodak)")
+    e.add_argument("--safeguard", action="store_true",
+                   help="write an AVIF or JPEG file inside the .enso instead when it is less than half the learned file's size at its PSNR "
+                        "(noise, grain, dithering; slower encoding: see compress.safeguard)")
     e.add_argument("--force", action="store_true", help="overwrite existing outputs")
     x = sub.add_parser("export", help="a training run → shippable weights (fp16 safetensors + JSON, entropy tables included)")
     x.add_argument("run", help="run folder of 'compress train' (with --onnx also a shipped codec name or exported folder)")
@@ -69,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("inputs", nargs="+", type=Path, help=".enso files or folders")
     d.add_argument("-o", "--out", type=Path, required=True, help="output .png (one input) or folder")
     d.add_argument("--model", default=None, help="codec to decode with (default: the one named in the file)")
+    d.add_argument("--decoder", default="mse", help="mse (default: the codec's own decoder), perceptual (the shipped perceptual decoder "
+                                                  "of the file's codec: sharper textures, lower PSNR) or the folder of a perceptual decoder")
+    d.add_argument("--realism", type=float, default=1.0, help="with a perceptual decoder: blend r · perceptual + (1 − r) · mse, r in [0, 1] (default: 1)")
     d.add_argument("--force", action="store_true", help="overwrite existing outputs")
     t = sub.add_parser("train", help="train a codec through the shared trainer on random crops of photo folders")
     t.add_argument("--data", type=Path, action="append", required=True, help="folder of training photos (repeatable)")
@@ -139,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif ns.command == "encode":
         from .io import encode_files
 
-        encode_files(ns.inputs, ns.out, ns.model, ns.quality, ns.target_bpp, ns.force, ns.refine)
+        encode_files(ns.inputs, ns.out, ns.model, ns.quality, ns.target_bpp, ns.force, ns.refine, ns.safeguard)
     elif ns.command == "export" and ns.onnx:
         from .onnx_export import export_codec_onnx
 
@@ -175,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif ns.command == "decode":
         from .io import decode_files
 
-        decode_files(ns.inputs, ns.out, ns.model, ns.force)
+        decode_files(ns.inputs, ns.out, ns.model, ns.force, ns.decoder, ns.realism)
     return 0
 
 

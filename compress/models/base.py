@@ -118,6 +118,12 @@ class InPlaceGDN(GDN):
         C = x.shape[1]
         beta = self.beta_reparam(self.beta)
         gamma = self.gamma_reparam(self.gamma).reshape(C, C, 1, 1)
+        if self.inverse and x.dtype == torch.float32:
+            # fp32 1×1 convolutions may sum in an order that depends on the thread count (measured on
+            # AVX2 oneDNN: 1.9e-6 apart, enough to flip output pixels); summed in float64 and rounded
+            # to float32, the decoder's result does not depend on it
+            norm = F.conv2d(torch.square(x).double(), gamma.double(), beta.double()).sqrt_().float()
+            return norm.mul_(x)
         norm = F.conv2d(torch.square(x), gamma, beta)  # the same values as x * x, in about half the time here
         norm = norm.sqrt_() if self.inverse else norm.rsqrt_()
         return norm.mul_(x) if norm.dtype == x.dtype else x * norm  # (autocast: x may be fp32, norm bf16)
