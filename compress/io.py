@@ -30,7 +30,10 @@ def encode_files(inputs: list[Path], out: Path, model: str, quality: float, targ
     codec = Codec.load(model)
     for src, dst in tqdm(jobs, desc="encode", unit="img", disable=len(jobs) == 1):
         img = load_image(src, "auto")
-        data = codec.encode_to_bpp(img, target_bpp, refine=refine, safeguard=safeguard) if target_bpp is not None else codec.encode(img, quality, refine, safeguard)
+        if target_bpp is not None:
+            data = codec.encode_to_bpp(img, target_bpp, refine=refine, safeguard=safeguard)
+        else:
+            data = codec.encode(img, quality, refine, safeguard)
         atomic_write_bytes(dst, data)
         bpp = len(data) * 8 / (img.shape[1] * img.shape[2])
         if target_bpp is not None and bpp > target_bpp:

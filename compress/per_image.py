@@ -79,7 +79,8 @@ def markdown(summary: Mapping) -> str:
         for codec, by_type in by_codec.items():
             for kind in sorted(by_type, key=lambda k: (k != ALL, k)):
                 s = by_type[kind]
-                lines.append(f"| {codec} | {kind} | {s['images']} | {s['worst']:+.1f} % | {s['median']:+.1f} % | {s['mean']:+.1f} % | {s['worst_image'] or 'n/a'} |")
+                cells = [codec, kind, s["images"], f"{s['worst']:+.1f} %", f"{s['median']:+.1f} %", f"{s['mean']:+.1f} %", s["worst_image"] or "n/a"]
+                lines.append("| " + " | ".join(map(str, cells)) + " |")
         lines.append("")
     return "\n".join(lines).rstrip()
 
