@@ -78,8 +78,10 @@ def _model(path: str):
     import lpips
 
     state = load_alexnet_features(path)
-    with warnings.catch_warnings():  # torchvision's notes on the deprecated ``pretrained`` flag lpips passes
-        warnings.simplefilter("ignore", UserWarning)
+    # the untrained backbone's init would draw from torch's global RNG: a training run that first
+    # builds LPIPS mid-run (and a resumed one that does not) would then see other noise
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+        warnings.simplefilter("ignore", UserWarning)  # torchvision's notes on the deprecated ``pretrained`` flag lpips passes
         model = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)
     # lpips keeps torchvision's module indices inside its slices: features.3 is net.slice2.3
     renamed = {f"{s}.{i}.{p}": state[f"features.{i}.{p}"] for i, s in CONV_SLICES.items() for p in ("weight", "bias")}
