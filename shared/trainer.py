@@ -279,7 +279,7 @@ class Trainer:
         bar.close()
         self.save()
         if self.run_dir is not None and dist.is_main():
-            export_weights(self.model, self.run_dir / "export")
+            export_weights(self.model, self.run_dir / "export", extra={"trained_steps": self.step})
         if self._tb:
             self._tb.flush()
         return last
