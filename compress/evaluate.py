@@ -21,7 +21,11 @@ encode/decode seconds. Written to ``OUT``:
 
 ``ours`` is the learned codec through ``compress.codec.Codec.load(NAME_OR_PATH)``, at qualities in
 [0, 1] (several ``--model``: one codec each, ``ours:NAME``); the classical codecs are in :mod:`compress.classical`. A codec whose library is missing is
-skipped with its reason.
+skipped with its reason. ``ours-perceptual`` decodes ``ours``'s very files (encoded once, so both
+have the same bytes at each quality) with a perceptual decoder (``--perceptual-decoder FOLDER``,
+default the shipped one; skipped with its reason when none is shipped). ``--perceptual-metrics``
+adds KID on 256² patches, the high-frequency measure, a paired bootstrap between the two decoders,
+BD-rate at equal LPIPS and a figure of crops (:mod:`compress.perceptual_eval`).
 """
 from __future__ import annotations
 
@@ -49,8 +53,11 @@ from . import classical
 from .codec import DEFAULT_CODEC
 from .content_benchmark import content_types
 from .per_image import write_per_image_bd
+from .perceptual_eval import ROW_KEYS, PerceptualMetrics
 
 ALL_CODECS: tuple[str, ...] = ("ours",) + classical.NAMES
+#: ``ours``'s files decoded by a perceptual decoder (not run unless named)
+PERCEPTUAL = "ours-perceptual"
 #: the learned codec's default qualities (its own scale, [0, 1])
 OURS_QUALITIES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 #: the learned codec ``ours`` loads when no --model is given (a shipped codec name)
@@ -71,6 +78,8 @@ class RDCodec:
     encode: Callable[[torch.Tensor, float], bytes]
     decode: Callable[[bytes], torch.Tensor]
     setting: str = "quality"
+    #: the codec whose files this one decodes (the eval encodes once for both), None: its own
+    bitstream: str | None = None
 
 
 def ours_qualities(qualities: Sequence[float] | None = None) -> tuple[float, ...]:
@@ -81,16 +90,26 @@ def ours_qualities(qualities: Sequence[float] | None = None) -> tuple[float, ...
     return qualities
 
 
-def load_ours(model: str | None = None, qualities: Sequence[float] | None = None, refine: int = 0, name: str = "ours", safeguard: bool = False) -> RDCodec:
+def load_ours(model: str | None = None, qualities: Sequence[float] | None = None, refine: int = 0, name: str = "ours", safeguard: bool = False,
+              decoder: str | Path = "mse", bitstream: str | None = None) -> RDCodec:
     """The learned codec through ``compress.codec.Codec.load(model or DEFAULT_OURS_MODEL)``, named
-    ``name``, encoding with ``refine`` latent refinement steps; raises ModuleNotFoundError when
-    ``compress.codec`` is absent, UserError when the model cannot load."""
+    ``name``, encoding with ``refine`` latent refinement steps and decoding with ``decoder``
+    (``Codec.decode``'s: mse, perceptual or a folder; checked here); raises ModuleNotFoundError when
+    ``compress.codec`` is absent, UserError when the model or the decoder cannot load."""
     from compress.codec import Codec  # lazily: the codec API is optional for everything else
 
     qualities = ours_qualities(qualities)
     codec = Codec.load(model or DEFAULT_OURS_MODEL)
     setting = "quality in [0, 1]" + (f", {refine} refinement steps" if refine else "") + (", safeguard" if safeguard else "")
-    return RDCodec(name, qualities, lambda img, q: codec.encode(img, q, refine, **({'safeguard': True} if safeguard else {})), lambda data: codec.decode(data).detach().float().cpu(), setting)
+    decoding = {} if str(decoder) == "mse" else {"decoder": str(decoder)}
+    if decoding:
+        try:
+            codec.perceptual_synthesis(None if str(decoder) == "perceptual" else decoder)
+        except ValueError as e:
+            raise UserError(f"{e}; pass --perceptual-decoder FOLDER") from None
+        setting += f", {decoder} decoder"
+    return RDCodec(name, qualities, lambda img, q: codec.encode(img, q, refine, **({'safeguard': True} if safeguard else {})),
+                   lambda data: codec.decode(data, **decoding).detach().float().cpu(), setting, bitstream)
 
 
 def ours_names(models: Sequence[str]) -> list[str]:
@@ -101,32 +120,38 @@ def ours_names(models: Sequence[str]) -> list[str]:
 
 def resolve_codecs(
     names: Sequence[str], model: str | Sequence[str] | None = None, qualities: Mapping[str, Sequence[float]] | None = None,
-    threads: int = 1, refine: int = 0, safeguard: bool = False,
+    threads: int = 1, refine: int = 0, safeguard: bool = False, perceptual_decoder: str | Path | None = None,
 ) -> tuple[list[RDCodec], dict[str, str]]:
     """Codec names → (the codecs to run, {skipped name: reason}); ``model``: the learned codec(s) for
-    "ours" (several are named by :func:`ours_names`). Unknown names are a UserError."""
+    "ours" (several are named by :func:`ours_names`); ``perceptual_decoder``: the folder
+    "ours-perceptual" decodes with (None: the shipped one). Unknown names are a UserError."""
     models = [model] if model is None or isinstance(model, (str, Path)) else list(model)
     if len(set(ours_names(models))) < len(models):
         raise UserError(f"--model names {', '.join(map(str, models))} share a name; give each learned codec a distinct folder name")
     qualities = qualities or {}
-    unknown = [n for n in list(names) + list(qualities) if n not in ALL_CODECS]
+    unknown = [n for n in list(names) + list(qualities) if n not in ALL_CODECS + (PERCEPTUAL,)]
     if unknown:
-        raise UserError(f"unknown codec(s) {', '.join(unknown)}; choose from {', '.join(ALL_CODECS)}")
+        raise UserError(f"unknown codec(s) {', '.join(unknown)}; choose from {', '.join(ALL_CODECS + (PERCEPTUAL,))}")
+    if PERCEPTUAL in qualities:
+        raise UserError(f"{PERCEPTUAL} decodes ours's files at ours's qualities; set them with --quality ours=...")
+    if PERCEPTUAL in names and len(models) > 1:
+        raise UserError(f"{PERCEPTUAL} decodes one codec's files; give one --model, not {len(models)}")
     codecs, skipped = [], {}
     for name in dict.fromkeys(names):
-        if name == "ours":
-            ours_qualities(qualities.get(name))
+        if name in ("ours", PERCEPTUAL):
+            ours_qualities(qualities.get("ours"))
             for m, label in zip(models, ours_names(models)):
+                shown, decoding = (label, ("mse", None)) if name == "ours" else (name, (perceptual_decoder or "perceptual", label))
                 try:
-                    codecs.append(load_ours(m, qualities.get(name), refine, label, safeguard))
+                    codecs.append(load_ours(m, qualities.get("ours"), refine, shown, safeguard, *decoding))
                 except ModuleNotFoundError as e:
                     if e.name not in ("compress.codec", "compress.container"):
                         raise
-                    skipped[label] = f"the learned codec's API ({e.name}) is not available in this checkout"
+                    skipped[shown] = f"the learned codec's API ({e.name}) is not available in this checkout"
                 except UserError as e:
-                    if m:  # the user named a model: failing to load it is their error to see
+                    if m or (name == PERCEPTUAL and perceptual_decoder):  # the user named it: failing to load it is their error to see
                         raise
-                    skipped[label] = f"the default codec {DEFAULT_OURS_MODEL!r} cannot load ({e}); pass --model NAME_OR_PATH"
+                    skipped[shown] = str(e) if name == PERCEPTUAL else f"the default codec {DEFAULT_OURS_MODEL!r} cannot load ({e}); pass --model NAME_OR_PATH"
             continue
         reason = classical.unavailable_reason(name)
         if reason is not None:
@@ -266,19 +291,24 @@ def evaluate(
     progress: bool = True,
     refine: int = 0,
     safeguard: bool = False,
+    perceptual_decoder: str | Path | None = None,
+    perceptual_metrics: bool = False,
+    inception_weights: str | Path | None = None,
 ) -> EvalResult:
     """Evaluate ``codecs`` on the images of ``data_dir`` (the first ``limit``) and write the files
     of the module doc into ``out_dir``. ``qualities`` overrides a codec's settings; ``model`` names
     the learned codec(s) for ``ours`` and ``refine`` its latent refinement steps; ``threads`` caps the
-    encoders' threads (AVIF, JPEG XL)."""
+    encoders' threads (AVIF, JPEG XL); ``perceptual_decoder``: the folder ``ours-perceptual`` decodes
+    with; ``perceptual_metrics``: add :mod:`compress.perceptual_eval`'s measures and files."""
     from tqdm.auto import tqdm
 
     files = list_images(data_dir)[: limit or None]
-    runnable, skipped = resolve_codecs(codecs, model, qualities, threads, refine, safeguard)
+    runnable, skipped = resolve_codecs(codecs, model, qualities, threads, refine, safeguard, perceptual_decoder)
     if not runnable:
         raise UserError("no codec can run here: " + "; ".join(f"{n}: {r}" for n, r in skipped.items()))
     lpips_weights = resolve_alexnet_weights(lpips_weights, allow_download)  # before any encoding
     lpips_model(lpips_weights)
+    perceptual = PerceptualMetrics(inception_weights, allow_download, lpips_weights) if perceptual_metrics else None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -287,12 +317,16 @@ def evaluate(
     for path in files:
         x = load_image(path, "RGB")
         pixels = x.shape[1] * x.shape[2]
+        encoded: dict[tuple[str, float], tuple[bytes, float]] = {}  # (the files' codec, quality) → (bytes, encode seconds)
         for c in runnable:
             recs, found = [], []
             for q in c.qualities:
                 bar.set_postfix_str(f"{path.name} {c.name} {q:g}")
-                t0 = time.perf_counter()
-                data = c.encode(x, q)
+                key = (c.bitstream or c.name, q)
+                if key not in encoded:
+                    t0 = time.perf_counter()
+                    encoded[key] = (c.encode(x, q), time.perf_counter() - t0)
+                data, encode_s = encoded[key]
                 t1 = time.perf_counter()
                 rec = c.decode(data)
                 t2 = time.perf_counter()
@@ -300,17 +334,21 @@ def evaluate(
                     raise UserError(f"codec {c.name} decoded {path.name} at quality {q:g} to shape {tuple(rec.shape)}, not {tuple(x.shape)}")
                 recs.append(quantize(rec))
                 found.append({"image": path.name, "codec": c.name, "quality": q, "bytes": len(data), "bpp": 8.0 * len(data) / pixels,
-                              "encode_s": t1 - t0, "decode_s": t2 - t1})
+                              "encode_s": encode_s, "decode_s": t2 - t1})
                 bar.update(1)
             scores = measure(x, torch.stack(recs), lpips_weights)
+            if perceptual:
+                scores |= perceptual.observe(path.name, x, c, torch.stack(recs), found)
             for i, row in enumerate(found):
                 rows.append({**row, **{k: float(v[i]) for k, v in scores.items()}})
     bar.close()
 
-    order = ["image", "codec", "quality", "bytes", "bpp", "psnr", "ms_ssim_db", "lpips", "encode_s", "decode_s"]
+    order = ["image", "codec", "quality", "bytes", "bpp", "psnr", "ms_ssim_db", "lpips", *(ROW_KEYS if perceptual else ()), "encode_s", "decode_s"]
     _write_csv(out / "per_image.csv", [{k: r[k] for k in order} for r in rows])
     (out / "per_image.json").write_text(json.dumps([{k: _finite(r[k]) for k in order} for r in rows], indent=1))
     points = average_points(rows, runnable)
+    if perceptual:
+        perceptual.add_to_points(points, rows)
     _write_csv(out / "points.csv", [{"codec": n, **p} for n, pts in points.items() for p in pts])
     summary = {
         "data": str(data_dir), "images": len(files),
@@ -325,6 +363,9 @@ def evaluate(
     plots = plot_curves(points, out, f"{Path(data_dir).name} ({len(files)} images)")
     written = [out / n for n in ("per_image.csv", "per_image.json", "points.csv", "points.json", "bd_rate.json", "bd_rate.md")] + plots
     per_image_files, per_image_table = write_per_image_bd(rows, [c.name for c in runnable], content_types(data_dir), out, Path(data_dir).name)
+    if perceptual:
+        perceptual_files, perceptual_table = perceptual.write(points, out, f"{Path(data_dir).name} ({len(files)} images)")
+        per_image_files, per_image_table = per_image_files + perceptual_files, per_image_table + "\n\n" + perceptual_table
     return EvalResult(points, bd, skipped, table + "\n\n" + per_image_table, written + per_image_files)
 
 
@@ -342,7 +383,8 @@ def _quality_override(text: str) -> tuple[str, tuple[float, ...]]:
 def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The ``compress eval`` options."""
     parser.add_argument("--data", type=Path, default=None, help="folder of test images (default: $ENSO_DATA/kodak)")
-    parser.add_argument("--codecs", default=",".join(ALL_CODECS), help=f"comma-separated, from {','.join(ALL_CODECS)} (default: all)")
+    parser.add_argument("--codecs", default=",".join(ALL_CODECS),
+                        help=f"comma-separated, from {','.join(ALL_CODECS + (PERCEPTUAL,))} (default: all but {PERCEPTUAL}, ours's files with a perceptual decoder)")
     parser.add_argument("-o", "--out", type=Path, required=True, help="output folder (CSV, JSON, PNG plots, BD-rate table)")
     parser.add_argument("--model", action="append", default=None,
                         help=f"the learned codec for 'ours': a shipped codec name or an exported run folder (default {DEFAULT_OURS_MODEL}); "
@@ -351,6 +393,12 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
                         help="override a codec's quality settings (repeatable); ours takes values in [0, 1]")
     parser.add_argument("--refine", type=int, default=0, metavar="STEPS", help="latent refinement steps for ours (see compress encode --refine)")
     parser.add_argument("--safeguard", action="store_true", help="ours encodes with the classical safeguard (see compress encode --safeguard)")
+    parser.add_argument("--perceptual-decoder", type=Path, default=None, metavar="FOLDER",
+                        help=f"the perceptual decoder {PERCEPTUAL} decodes ours's files with: an exported folder (default: the shipped one)")
+    parser.add_argument("--perceptual-metrics", action="store_true",
+                        help="also KID on 256² patches, the high-frequency measure, a paired KID bootstrap between the decoders, "
+                             "BD-rate at equal LPIPS and crops_lowest_rate.png (slower: Inception features of every patch)")
+    parser.add_argument("--inception-weights", type=Path, default=None, help="Inception weights for KID (default: see shared.metrics.distribution)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
     parser.add_argument("--threads", type=int, default=1, help="torch and encoder threads (default 1)")
     parser.add_argument("--lpips-weights", type=Path, default=None, help="AlexNet weights for LPIPS (default: see shared.metrics.perceptual)")
@@ -370,7 +418,8 @@ def run_eval(ns: argparse.Namespace) -> EvalResult:
     torch.set_num_threads(ns.threads)
     names = [n.strip() for n in ns.codecs.split(",") if n.strip()]
     result = evaluate(resolve_data_dir("kodak", ns.data, option="--data"), names, ns.out, dict(ns.quality), ns.model, ns.limit, ns.threads,
-                      ns.lpips_weights, ns.allow_download, ns.progress, ns.refine, ns.safeguard)
+                      ns.lpips_weights, ns.allow_download, ns.progress, ns.refine, ns.safeguard,
+                      ns.perceptual_decoder, ns.perceptual_metrics, ns.inception_weights)
     for name, reason in result.skipped.items():
         print(f"skipped {name}: {reason}")
     print(result.table)
