@@ -16,7 +16,9 @@ def example_batch(model, n: int) -> TensorItems:
         x = torch.rand(n, *cfg.input_shape, generator=g)
     else:
         x = torch.rand(n, getattr(cfg, "channels", 3), 64, 64, generator=g)  # 64: the codecs downsample by 64
-    if hasattr(cfg, "lambda_cycle"):  # unpaired translation: (a, b) image pairs
+    from translate.models.translator import Translator
+
+    if isinstance(model, Translator):  # unpaired translation: (a, b) image pairs
         return TensorItems(x, torch.rand(n, 3, 64, 64, generator=g))
     if hasattr(cfg, "num_classes"):
         return TensorItems(x, torch.randint(0, cfg.num_classes, (n,), generator=g))
