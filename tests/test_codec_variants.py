@@ -178,10 +178,13 @@ def test_ms_ssim_distortion_is_computed_in_fp32_under_autocast():
 
 
 def test_every_shipped_codec_loads_within_the_size_budget():
-    """The package's weights: at most 25 MB in all, and every shipped codec loads (a variant whose
-    base was re-exported without it fails here)."""
+    """The package's weights: at most 35 MB in all (issue 22's budget with the perceptual decoder), and
+    every shipped codec loads (a variant whose base was re-exported without it fails here); a shipped
+    perceptual decoder pairs with the codec whose files it decodes."""
     folders = codec_module.shipped_folders()
     assert "mean_scale" in [f.name for f in folders]
-    assert sum(f.stat().st_size for d in folders for f in d.iterdir()) <= 25e6
+    assert sum(f.stat().st_size for d in folders for f in d.iterdir()) <= 35e6
     for folder in folders:
-        Codec.load(folder.name)
+        codec = Codec.load(folder.name)
+        if folder.name.endswith("_perceptual"):
+            Codec.load(codec.model.decodes_for).perceptual_synthesis()
