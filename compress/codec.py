@@ -73,8 +73,13 @@ def weights_folder(name_or_path: str | Path) -> Path:
 
 
 def weights_hash(model: torch.nn.Module) -> bytes:
-    """First 8 bytes of SHA-256 over the model's state (names, dtypes, shapes, values)."""
-    return bytes.fromhex(tensors_sha256(model.state_dict()))[:8]
+    """First 8 bytes of SHA-256 over the model's state (names, dtypes, shapes, values); a model with
+    training-only parts (a perceptual decoder's discriminator) is hashed over what it exports."""
+    state = model.state_dict()
+    if hasattr(model, "export_parts"):
+        parts = set(model.export_parts())
+        state = {k: v for k, v in state.items() if k.split(".")[0] in parts}
+    return bytes.fromhex(tensors_sha256(state))[:8]
 
 
 class Codec:

@@ -137,7 +137,7 @@ def test_a_variant_serves_as_base_through_its_own_base(tmp_path, shipped):
 def test_export_refuses_a_missing_base_before_writing(tmp_path, shipped):
     out = tmp_path / "out"
     done = compress_cli("export", shipped["variant_run"], "-o", out, "--base", tmp_path / "nowhere")
-    assert done.returncode == 2 and "no exported model" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 2 and "no codec" in done.stderr and "Traceback" not in done.stderr
     assert not out.exists()
 
 
