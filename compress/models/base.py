@@ -118,7 +118,7 @@ class InPlaceGDN(GDN):
         C = x.shape[1]
         beta = self.beta_reparam(self.beta)
         gamma = self.gamma_reparam(self.gamma).reshape(C, C, 1, 1)
-        if self.inverse and x.dtype == torch.float32 and not torch.is_autocast_enabled(x.device.type):
+        if self.inverse and x.dtype == torch.float32 and not torch.is_autocast_enabled(x.device.type) and not torch.onnx.is_in_onnx_export():
             # fp32 1×1 convolutions may sum in an order that depends on the thread count (measured on
             # AVX2 oneDNN: 1.9e-6 apart, enough to flip output pixels); summed in float64 and rounded
             # to float32, the decoder's result does not depend on it
