@@ -58,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the run in --run")
     t.add_argument("--model", dest="model_name", choices=sorted(MODELS), default="cyclegan",
                    help="cut / fastcut (contrastive, one generator per direction) or cyclegan (default: cyclegan)")
-    t.add_argument("--val", type=int, default=100,
-                   help="images of each training domain held out for model selection ('translate eval --split val'; default: 100, 0: none)")
+    t.add_argument("--val", type=int, default=None,
+                   help="images of each training domain held out for model selection ('translate eval --split val'; "
+                        "default: 100, at most a tenth of a folder; 0: none)")
     add_config_args(t, CycleGANConfig)
     add_config_args(t, CUTConfig, skip=tuple(f.name for f in dataclasses.fields(CycleGANConfig)))
     add_config_args(t, TrainConfig, defaults=TRAIN_DEFAULTS)
@@ -105,6 +106,7 @@ def train(ns: argparse.Namespace) -> None:
     from shared.data.images import list_images
 
     from .data import UnpairedImages, dataset_folders, held_out
+    from .evaluate import VAL_IMAGES
 
     load_size = ns.load_size if ns.load_size is not None else round(ns.size * 286 / 256)
     if ns.size < 32:
@@ -123,7 +125,10 @@ def train(ns: argparse.Namespace) -> None:
     if name is None:
         raise UserError("name the data set (e.g. 'translate train horse2zebra') or pass --a DIR --b DIR")
     folder_a, folder_b = dataset_folders(name, ns.data, ns.a, ns.b)
-    val = (held_out(list_images(folder_a), ns.val), held_out(list_images(folder_b), ns.val))
+    def val_of(files):
+        return held_out(files, ns.val if ns.val is not None else min(VAL_IMAGES, len(files) // 10))
+
+    val = (val_of(list_images(folder_a)), val_of(list_images(folder_b)))
     data = UnpairedImages(folder_a, folder_b, load_size=load_size, crop=ns.size, exclude=val)
     seed_everything(cfg.seed)
     model = build(ns.model_name, model_cfg)
