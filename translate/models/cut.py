@@ -42,19 +42,12 @@ from shared.ema import ema_copy, update_ema
 from shared.losses.adversarial import PatchDiscriminator, gan_loss, init_weights
 from shared.registry import register
 
-from .generators import GeneratorKind, ResnetGenerator, Upsample, UnetGenerator, build_generator
-from .translator import Translator, to_signed
+from .generators import ResnetGenerator, UnetGenerator, build_generator
+from .translator import NetworksConfig, Translator, to_signed
 
 
 @dataclass
-class CUTConfig:
-    generator: GeneratorKind = field(default="resnet", metadata={"help": "resnet (anchor), unet, or mobile (depthwise-separable bottleneck)"})
-    n_blocks: int = field(default=9, metadata={"help": "residual blocks of the resnet/mobile generator"})
-    num_downs: int = field(default=8, metadata={"help": "downsamplings of the unet generator"})
-    ngf: int = field(default=64, metadata={"help": "generator width (first layer's channels)"})
-    ndf: int = field(default=64, metadata={"help": "discriminator width"})
-    n_layers_d: int = field(default=3, metadata={"help": "PatchGAN layers (3: 70×70 patches)"})
-    upsample: Upsample = field(default="transposed", metadata={"help": "decoder upsampling: transposed conv or resize_conv"})
+class CUTConfig(NetworksConfig):
     lambda_gan: float = field(default=1.0, metadata={"help": "weight of the generator's LSGAN loss"})
     lambda_nce: float = field(default=1.0, metadata={"help": "weight of the PatchNCE loss"})
     nce_idt: bool = field(default=True, metadata={"help": "identity PatchNCE on target-domain images (CUT: on, FastCUT: off)"})

@@ -30,19 +30,12 @@ import torch.nn.functional as F
 from shared.losses.adversarial import GanMode, ImagePool, PatchDiscriminator, gan_loss, init_weights
 from shared.registry import register
 
-from .generators import GeneratorKind, Upsample, build_generator
-from .translator import Translator, to_signed
+from .generators import build_generator
+from .translator import NetworksConfig, Translator, to_signed
 
 
 @dataclass
-class CycleGANConfig:
-    generator: GeneratorKind = field(default="resnet", metadata={"help": "resnet (anchor), unet, or mobile (depthwise-separable bottleneck)"})
-    n_blocks: int = field(default=9, metadata={"help": "residual blocks of the resnet/mobile generator (9 for 256 px, 6 for 128 px)"})
-    num_downs: int = field(default=8, metadata={"help": "downsamplings of the unet generator (8: 256 px → 1×1)"})
-    ngf: int = field(default=64, metadata={"help": "generator width (first layer's channels)"})
-    ndf: int = field(default=64, metadata={"help": "discriminator width"})
-    n_layers_d: int = field(default=3, metadata={"help": "PatchGAN layers (3: 70×70 patches)"})
-    upsample: Upsample = field(default="transposed", metadata={"help": "decoder upsampling: transposed conv or resize_conv (no checkerboard)"})
+class CycleGANConfig(NetworksConfig):
     gan_mode: GanMode = field(default="lsgan", metadata={"help": "adversarial loss: least squares or vanilla (BCE)"})
     lambda_cycle: float = field(default=10.0, metadata={"help": "weight of the cycle-consistency L1 loss"})
     lambda_identity: float = field(default=0.5, metadata={"help": "identity loss weight, relative to lambda_cycle (0: off)"})

@@ -8,10 +8,27 @@ average of the weights where the model keeps one). Generators work in [-1, 1]; t
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torch import nn
 
 from shared.model import TrainableModel
+
+from .generators import GeneratorKind, Upsample
+
+
+@dataclass
+class NetworksConfig:
+    """The generator and PatchGAN fields every translator's config starts with (one set of flags)."""
+
+    generator: GeneratorKind = field(default="resnet", metadata={"help": "resnet (anchor), unet, or mobile (depthwise-separable bottleneck)"})
+    n_blocks: int = field(default=9, metadata={"help": "residual blocks of the resnet/mobile generator (9 for 256 px, 6 for 128 px)"})
+    num_downs: int = field(default=8, metadata={"help": "downsamplings of the unet generator (8: 256 px → 1×1)"})
+    ngf: int = field(default=64, metadata={"help": "generator width (first layer's channels)"})
+    ndf: int = field(default=64, metadata={"help": "discriminator width"})
+    n_layers_d: int = field(default=3, metadata={"help": "PatchGAN layers (3: 70×70 patches)"})
+    upsample: Upsample = field(default="transposed", metadata={"help": "decoder upsampling: transposed conv or resize_conv (no checkerboard)"})
 
 
 def to_signed(x: torch.Tensor) -> torch.Tensor:
