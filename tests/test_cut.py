@@ -168,3 +168,36 @@ def test_cli_trains_cut_with_a_held_out_split_and_refuses_mixed_flags(tmp_path, 
     assert code == 2 and "--pool-size is not an option of --model cut" in err and not (tmp_path / "other").exists()
     code, err = translate_here(capsys, *common, "--model", "fastcut", "--ema", "1.5", "--run", str(tmp_path / "other"))
     assert code == 2 and "ema" in err and not (tmp_path / "other").exists()
+
+
+def test_warm_start_copies_a_cyclegan_pair_into_cut_and_refuses_another_architecture(tmp_path, capsys):
+    seed_everything(3)
+    cyclegan = registry.build("cyclegan", {k: TINY[k] for k in ("generator", "ngf", "ndf", "n_blocks")})
+    cut = tiny("cut", seed=4)
+    assert cut.warm_start(cyclegan) == ("ab", "ba")
+    x = torch.rand(1, 3, 32, 32)
+    for d in ("ab", "ba"):  # the trained generator and its average both start at the CycleGAN's weights
+        expected = cyclegan.generator(d)(x)
+        assert torch.equal(cut.trained_generator(d)(x), expected) and torch.equal(cut.generator(d)(x), expected)
+    with pytest.raises(ValueError, match="another architecture"):
+        tiny("fastcut", n_blocks=3).warm_start(cyclegan)
+    one_way = tiny("fastcut", bidirectional=False)
+    assert one_way.warm_start(cut) == ("ab",)
+
+    for side in ("trainA", "trainB"):
+        write_images(tmp_path / "data" / side, 6)
+    exported = tmp_path / "h2z"
+    run = tmp_path / "run"
+    flags = ["train", "tiny", "--data", str(tmp_path / "data"), "--size", "32", "--load-size", "36", "--val", "2",
+             "--generator", "mobile", "--ngf", "4", "--ndf", "4", "--n-blocks", "1",
+             "--steps", "1", "--batch-size", "1", "--precision", "fp32", "--no-progress", "--log-every", "1"]
+    assert translate_here(capsys, *flags, "--model", "cyclegan", "--run", str(run))[0] == 0
+    export_translator(run, exported)
+    code, err = translate_here(capsys, *flags, "--model", "fastcut", "--num-patches", "8", "--nce-dim", "8", "--init", str(exported),
+                               "--lr", "0", "--ema", "0", "--run", str(tmp_path / "warm"))
+    assert code == 0, err
+    warm, source = model_from_checkpoint(tmp_path / "warm" / "checkpoint.pt"), load_exported(exported)
+    assert torch.allclose(warm.generator("ab")(x), source.generator("ab")(x), atol=1e-2)  # lr 0: still the fp16 export
+    code, err = translate_here(capsys, *flags, "--model", "cut", "--n-blocks", "2", "--init", str(exported), "--run", str(tmp_path / "bad"))
+    assert code == 2 and err.startswith("error: --init") and "another architecture" in err and err.count("\n") == 1
+    assert not (tmp_path / "bad").exists()

@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the run in --run")
     t.add_argument("--model", dest="model_name", choices=sorted(MODELS), default="cyclegan",
                    help="cut / fastcut (contrastive, one generator per direction) or cyclegan (default: cyclegan)")
+    t.add_argument("--init", metavar="MODEL",
+                   help="start the generators from a trained translator: a shipped name (horse2zebra), an export or a run folder (discriminators start fresh)")
     t.add_argument("--val", type=int, default=None,
                    help="images of each training domain held out for model selection ('translate eval --split val'; "
                         "default: 100, at most a tenth of a folder; 0: none)")
@@ -134,8 +136,17 @@ def train(ns: argparse.Namespace) -> None:
     model = build(ns.model_name, model_cfg)
     if ns.size % model.stride:
         raise UserError(f"--size {ns.size} must be a multiple of {model.stride} for the {model_cfg.generator} generator")
+    if ns.init is not None and not ns.resume:
+        from .apply import WEIGHTS_DIR, load_translator
+
+        init = ns.init if not (WEIGHTS_DIR / ns.init).is_dir() else None
+        try:
+            model.warm_start(load_translator(init, ns.init if init is None else "horse2zebra"))
+        except ValueError as e:
+            raise UserError(f"--init {ns.init}: {e}") from None
     extra = {"data": {"name": name, "a": str(folder_a), "b": str(folder_b)}, "size": ns.size, "load_size": load_size,
-             "val": {"A": [f.name for f in val[0]], "B": [f.name for f in val[1]]}}
+             "val": {"A": [f.name for f in val[0]], "B": [f.name for f in val[1]]},
+             "init": ns.init}
     trainer = Trainer(model, data, cfg, ns.run, resume=ns.resume, extra_config=extra)
     trainer.fit()
     model.trained_steps = trainer.step

@@ -183,6 +183,10 @@ class CUT(Translator):
             raise ValueError(f"this {self.registry_name} model was trained for A → B only (bidirectional off), not {direction}")
         return self.ema[direction] if self.config.ema > 0 else self.nets[direction].g
 
+    def trained_generator(self, direction: str) -> nn.Module:
+        self.generator(direction)
+        return self.nets[direction].g
+
     def export_parts(self) -> tuple[str, ...]:
         return ("ema",) if self.config.ema > 0 else ("nets",)
 

@@ -72,6 +72,30 @@ class Translator(TrainableModel):
             raise ValueError(f"this {self.registry_name} model was trained for {' and '.join(self.directions)} only, not {direction}")
         return getattr(self, self.generator_names[direction])
 
+    def trained_generator(self, direction: str) -> nn.Module:
+        """The generator the optimiser updates for ``direction`` (:meth:`generator` may return its moving average)."""
+        self.generator(direction)  # validates the direction
+        return getattr(self, self.generator_names[direction])
+
+    @torch.no_grad()
+    def warm_start(self, source: "Translator") -> tuple[str, ...]:
+        """Copy ``source``'s inference generators into this model's (and their moving averages), per direction both hold.
+
+        Discriminators, heads and pools keep their initialisation. Returns the directions copied;
+        raises ``ValueError`` when the generators' architectures differ or no direction is shared.
+        """
+        shared = tuple(d for d in self.directions if d in source.directions)
+        if not shared:
+            raise ValueError(f"the initial model translates {' and '.join(source.directions)}, this one {' and '.join(self.directions)}")
+        for d in shared:
+            state = source.generator(d).state_dict()
+            for net in {id(m): m for m in (self.trained_generator(d), self.generator(d))}.values():
+                try:
+                    net.load_state_dict({k: v.to(net.state_dict()[k].dtype) if k in net.state_dict() else v for k, v in state.items()})
+                except RuntimeError as e:
+                    raise ValueError(f"the initial model's {d} generator has another architecture ({str(e).splitlines()[0]})") from None
+        return shared
+
     @torch.no_grad()
     def translate_ab(self, x: torch.Tensor) -> torch.Tensor:
         """Images of A (B, 3, H, W) in [0, 1], H and W divisible by :attr:`stride` → images of B, same shape, in [0, 1]."""
