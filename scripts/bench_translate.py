@@ -9,7 +9,10 @@ backward and both optimisers through the shared trainer's ``train_step``):
   instance norms return NCHW, so channels_last pays two layout copies per norm layer; CycleGAN
   therefore trains in bf16 NCHW);
 * ``shipped recipe``: the mobile generator (ngf 32, resize + conv) with the fast path, at 256² and
-  at the 128² crops the shipped weights were trained on.
+  at the 128² crops the shipped weights were trained on;
+* ``CUT`` and ``FastCUT`` with the same generator and crops: one generator and one PatchGAN per
+  direction, both directions, MLP heads; their ratio to the CycleGAN iteration beside it is what
+  equal training time means in ``scripts/pilot_translate.sh`` (steps per candidate).
 
 The cases alternate in rounds so background load hits all alike; the median round counts. Each
 case's multiply–accumulates per iteration (forward and backward, counted by torch's FlopCounterMode)
@@ -19,7 +22,7 @@ of the same networks can reach.
 Inference: ms per 256×256 and per 1024×768 image (fp32, ``translate.apply.apply_generator``, one
 image at a time) and GMACs at 256², for each generator option.
 
-    python scripts/bench_translate.py [--rounds 3] [--steps 2] [--threads 2] [--json out.json]
+    python scripts/bench_translate.py [--rounds 3] [--steps 2] [--threads 2] [--no-inference] [--json out.json]
 """
 from __future__ import annotations
 
@@ -39,13 +42,17 @@ from translate.models.generators import build_generator, gmacs
 
 ANCHOR = {"generator": "resnet", "ngf": 64, "n_blocks": 9}
 SHIPPED = {"generator": "mobile", "ngf": 32, "n_blocks": 9, "upsample": "resize_conv"}
-TRAIN_CASES = {  # label → (model config, precision, crop, channels_last)
-    "anchor: ResNet-9, fp32 NCHW": (ANCHOR, "fp32", 256, False),
-    "same networks, bf16 + channels_last": (ANCHOR, "bf16", 256, True),
-    "same networks, bf16 NCHW (ours)": (ANCHOR, "bf16", 256, False),
-    "shipped recipe (mobile ngf 32), bf16": (SHIPPED, "bf16", 256, False),
-    "shipped recipe at its 128² crops": (SHIPPED, "bf16", 128, False),
+TRAIN_CASES = {  # label → (model, model config, precision, crop, channels_last)
+    "anchor: ResNet-9, fp32 NCHW": ("cyclegan", ANCHOR, "fp32", 256, False),
+    "same networks, bf16 + channels_last": ("cyclegan", ANCHOR, "bf16", 256, True),
+    "same networks, bf16 NCHW (ours)": ("cyclegan", ANCHOR, "bf16", 256, False),
+    "shipped recipe (mobile ngf 32), bf16": ("cyclegan", SHIPPED, "bf16", 256, False),
+    "shipped recipe at its 128² crops": ("cyclegan", SHIPPED, "bf16", 128, False),
+    "CUT, same generator, 128²": ("cut", SHIPPED, "bf16", 128, False),
+    "FastCUT, same generator, 128²": ("fastcut", SHIPPED, "bf16", 128, False),
 }
+#: the CycleGAN iteration the one-sided models are compared with
+RECIPE = "shipped recipe at its 128² crops"
 GENERATORS = {  # label → build_generator arguments (kind, ngf, n_blocks, num_downs, upsample)
     "resnet-9 (anchor)": ("resnet", 64, 9, 8, "transposed"),
     "resnet-6": ("resnet", 64, 6, 8, "transposed"),
@@ -56,10 +63,10 @@ GENERATORS = {  # label → build_generator arguments (kind, ngf, n_blocks, num_
 }
 
 
-def make_trainer(config: dict, precision: str, crop: int, channels_last: bool) -> tuple[Trainer, object]:
+def make_trainer(name: str, config: dict, precision: str, crop: int, channels_last: bool) -> tuple[Trainer, object]:
     seed_everything(0)
-    model = registry.build("cyclegan", config)
-    model.channels_last = channels_last  # CycleGAN's own choice is NCHW; the benchmark shows why
+    model = registry.build(name, config)
+    model.channels_last = channels_last  # the translators' own choice is NCHW; the benchmark shows why
     data = TensorItems(torch.rand(2, 3, crop, crop), torch.rand(2, 3, crop, crop))
     trainer = Trainer(model, data, TrainConfig(steps=10**9, batch_size=1, precision=precision, progress=False, device="cpu"))
     return trainer, next(iter(trainer.loader()))
@@ -89,6 +96,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=2, help="timed iterations per round and case")
     p.add_argument("--repeats", type=int, default=3, help="timed inferences per image size")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--no-inference", action="store_true", help="time training only")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -102,7 +110,7 @@ def main() -> None:
             rates[label].append(iterations_per_s(trainer, batch, args.steps))
     base = statistics.median(rates[next(iter(TRAIN_CASES))])
     results: dict = {"threads": args.threads, "training": {}, "inference": {}, "matmul_gmac_s": ceiling}
-    print("\ntraining, batch 1 (one iteration = both generators and both discriminators, forward + backward)")
+    print("\ntraining, batch 1 (one iteration = both directions' generators and discriminators, forward + backward)")
     for label, r in rates.items():
         it = statistics.median(r)
         gmac_s = macs[label] * it / 1e9
@@ -113,7 +121,15 @@ def main() -> None:
     results["same_network_bound"] = 1 / bound
     print(f"\nceiling: {args.threads}-thread 2048³ matmul {ceiling['fp32']:.0f} GMAC/s fp32, {ceiling['bf16']:.0f} GMAC/s bf16;")
     print(f"the anchor's {macs[anchor] / 1e9:.0f} GMACs per iteration at the bf16 ceiling would be {1 / bound:.2f}x the anchor")
-    print("\ninference (fp32, one image): ms per image")
+    recipe = results["training"][RECIPE]["s_per_it"]
+    one_sided = [label for label, case in TRAIN_CASES.items() if case[0] != "cyclegan"]
+    results["per_iteration_vs_cyclegan"] = {label: results["training"][label]["s_per_it"] / recipe for label in one_sided}
+    for label, ratio in results["per_iteration_vs_cyclegan"].items():
+        print(f"{label}: {ratio:.2f}x the time of a CycleGAN iteration ({RECIPE})")
+    if args.no_inference:
+        GENERATORS.clear()
+    if GENERATORS:
+        print("\ninference (fp32, one image): ms per image")
     for label, args_g in GENERATORS.items():
         torch.manual_seed(0)
         net = build_generator(*args_g).eval()
