@@ -1,0 +1,47 @@
+"""How many CPU threads a command uses: the user's ``--threads N``, or a choice by the size of the work.
+
+Small models lose to OpenMP's synchronisation when the cores are shared with other work (a laptop
+always runs something else): one thread is then several times faster than two, while large
+convolutions still gain from every core. ``--threads 0`` (the default of every command) asks
+:func:`choose_threads` to decide from the multiply–accumulates of one unit of work (a training
+step, an image); ``--threads N`` sets N.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+#: below this many multiply–accumulates per unit of work, one thread (measured: scripts/bench_train.py)
+SMALL_WORK_MACS = 2e9
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def choose_threads(work_macs: float | None) -> int:
+    """Threads for work of ``work_macs`` multiply–accumulates per unit (None: unknown, taken as large).
+
+    Large work gets every available core, or ``$OMP_NUM_THREADS`` where the environment sets it.
+    """
+    if work_macs is not None and work_macs < SMALL_WORK_MACS:
+        return 1
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else available_cores()
+
+
+def use_threads(requested: int = 0, work_macs: float | None = None) -> int:
+    """Set torch's intra-op threads to ``requested`` (> 0), or to :func:`choose_threads` of the work (0).
+
+    Returns the count set; a negative ``requested`` is a ``ValueError``.
+    """
+    if requested < 0:
+        raise ValueError(f"threads must be 0 (choose by the work) or a positive count, not {requested}")
+    n = requested if requested > 0 else choose_threads(work_macs)
+    torch.set_num_threads(n)
+    return n
