@@ -35,73 +35,161 @@ def _field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+def _nested_cls(tp: Any) -> type | None:
+    """The dataclass a field holds (its flags are flattened into the outer config's), else None."""
+    return tp if isinstance(tp, type) and dataclasses.is_dataclass(tp) else None
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return dataclasses.MISSING
+
+
+def _flat_names(cls: type) -> dict[str, tuple[str, ...]]:
+    """Every settable leaf field of ``cls`` by its flat name, with its path through nested configs.
+
+    A nested config's fields sit beside the outer ones without a prefix, so a name used twice is a
+    ``ValueError``.
+    """
+    hints = _field_types(cls)
+    out: dict[str, tuple[str, ...]] = {}
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        inner = _nested_cls(hints[f.name])
+        items = {k: (f.name, *path) for k, path in _flat_names(inner).items()} if inner else {f.name: (f.name,)}
+        for k, path in items.items():
+            if k in out:
+                where = f"{'.'.join(out[k])} and {'.'.join(path)}"
+                raise ValueError(f"{cls.__name__}: field {k!r} is declared twice ({where}); nested configs share one flag namespace")
+            out[k] = path
+    return out
+
+
 def add_config_args(
-    parser: argparse.ArgumentParser, cls: type, prefix: str = "", skip: tuple[str, ...] = (), defaults: dict[str, Any] | None = None
+    parser: argparse.ArgumentParser,
+    cls: type,
+    prefix: str = "",
+    skip: tuple[str, ...] = (),
+    defaults: dict[str, Any] | None = None,
+    hidden_alias_prefix: str | None = None,
 ) -> None:
     """Add one ``--{prefix}{field}`` option per dataclass field of ``cls``.
 
-    The help shows the dataclass's default, or ``defaults[field]`` where a command overrides it (the
-    command must then pass the same overrides as ``base`` to :func:`config_from_args`).
+    A field whose type is itself a dataclass (a nested config) adds its fields' options in its place,
+    under the same ``prefix``; a name found both outside and inside is a ``ValueError``. ``skip`` and
+    ``defaults`` name fields by these flat names. The help shows the dataclass's default, or
+    ``defaults[field]`` where a command overrides it (the command must then pass the same overrides
+    as ``base`` to :func:`config_from_args`). With ``hidden_alias_prefix``, every option is also
+    accepted as ``--{hidden_alias_prefix}{field}``, left out of ``--help``: an old spelling kept working.
     """
+    _flat_names(cls)  # refuse clashing names before adding any option
+    _add_fields(parser.add_argument_group(cls.__name__), cls, prefix, skip, defaults or {}, hidden_alias_prefix, None)
+
+
+def _add_fields(group, cls: type, prefix: str, skip, defaults: dict[str, Any], alias: str | None, instance: Any) -> None:
     hints = _field_types(cls)
-    group = parser.add_argument_group(cls.__name__)
     for f in dataclasses.fields(cls):
         if f.name in skip or not f.init:
             continue
         tp, optional = _unwrap_optional(hints[f.name])
-        flag = "--" + (prefix + f.name).replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        default = (defaults or {}).get(f.name, default)
+        default = getattr(instance, f.name) if instance is not None else _default(f)
+        inner = _nested_cls(hints[f.name])
+        if inner is not None:
+            default = defaults.get(f.name, default)  # a whole nested config may be overridden too
+            _add_fields(group, inner, prefix, skip, defaults, alias, None if default is dataclasses.MISSING else default)
+            continue
+        default = defaults.get(f.name, default)
         help_text = f.metadata.get("help", "") + f" (default: {default})"
-        kw: dict[str, Any] = {"dest": prefix + f.name, "default": argparse.SUPPRESS, "help": help_text}
+        kw: dict[str, Any] = {"dest": prefix + f.name, "default": argparse.SUPPRESS}
         origin = get_origin(tp)
         if tp is bool:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+            kw["action"] = argparse.BooleanOptionalAction
         elif origin is Literal:
-            group.add_argument(flag, choices=list(get_args(tp)), **kw)
+            kw["choices"] = list(get_args(tp))
         elif origin is tuple:
-            inner = get_args(tp)[0]
-            group.add_argument(flag, nargs="+", type=inner, **kw)
+            kw["nargs"], kw["type"] = "+", get_args(tp)[0]
         elif tp in (int, float, str):
             conv = tp
             if optional:
                 def conv(s: str, _t=tp):  # noqa: E306
                     return None if s.lower() == "none" else _t(s)
-            group.add_argument(flag, type=conv, **kw)
-        else:  # nested or unusual types are set from JSON only
+            kw["type"] = conv
+        else:  # unusual types are set from JSON only
             continue
+        group.add_argument("--" + (prefix + f.name).replace("_", "-"), help=help_text, **kw)
+        if alias is not None:
+            group.add_argument("--" + (alias + f.name).replace("_", "-"), help=argparse.SUPPRESS, **kw)
 
 
 def config_from_args(cls: type[C], ns: argparse.Namespace, prefix: str = "", base: C | None = None) -> C:
-    """Build ``cls`` from the options :func:`add_config_args` added; unset options keep ``base``'s values."""
-    values = dataclasses.asdict(base) if base is not None else {}
-    for f in dataclasses.fields(cls):
-        key = prefix + f.name
+    """Build ``cls`` from the options :func:`add_config_args` added; unset options keep ``base``'s values
+    (nested configs included)."""
+    values: dict[str, Any] = dataclasses.asdict(base) if base is not None else {}  # type: ignore[call-overload]
+    for name in _flat_names(cls):
+        key = prefix + name
         if hasattr(ns, key):
-            values[f.name] = getattr(ns, key)
+            values[name] = getattr(ns, key)  # a nested field's flat name: from_dict files it in its config
     return from_dict(cls, values)
 
 
 def from_dict(cls: type[C], values: dict[str, Any]) -> C:
-    """Build ``cls`` from a plain dict (as read from JSON); unknown keys are an error naming them."""
+    """Build ``cls`` from a plain dict (as read from JSON); unknown keys are an error naming them.
+
+    A nested config is read from a nested dict (missing fields keep the outer default's values) or
+    from its fields' names at the top level, as configs written before the nesting hold them; those
+    flat keys win over the nested dict's.
+    """
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
+    flat = _flat_names(cls)
+    unknown = sorted(k for k in values if k not in names and k not in flat)
     if unknown:
-        raise UserError(f"{cls.__name__} has no field(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        raise UserError(f"{cls.__name__} has no field(s) {', '.join(unknown)}; known: {', '.join(sorted(names | set(flat)))}")
     hints = _field_types(cls)
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
     for k, v in values.items():
+        if k not in names:  # a nested config's field, written flat
+            path = flat[k]
+            node = nested.setdefault(path[0], {})
+            for step in path[1:-1]:
+                node = node.setdefault(step, {})
+            node[path[-1]] = v
+            continue
+        if _nested_cls(hints[k]) is not None:
+            if not isinstance(v, dict) and not dataclasses.is_dataclass(v):
+                raise UserError(f"{cls.__name__}.{k} must be a {hints[k].__name__} (a JSON object), not {v!r}")
+            nested.setdefault(k, {})
+            kwargs[k] = v
+            continue
         tp, _ = _unwrap_optional(hints[k])
         if get_origin(tp) is tuple and isinstance(v, list):
             v = tuple(v)
         if get_origin(tp) is Literal and v not in get_args(tp):
             raise UserError(f"{cls.__name__}.{k} must be one of {', '.join(map(str, get_args(tp)))}, not {v!r}")
         kwargs[k] = v
+    defaults = {f.name: f for f in dataclasses.fields(cls)}
+    for k, flat_values in nested.items():
+        given = kwargs.get(k)
+        start = given if dataclasses.is_dataclass(given) else _default(defaults[k])
+        merged = dataclasses.asdict(start) if dataclasses.is_dataclass(start) else {}  # type: ignore[arg-type]
+        merged = _merge(_merge(merged, given if isinstance(given, dict) else {}), flat_values)
+        kwargs[k] = from_dict(hints[k], merged)
     return cls(**kwargs)
 
 
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
-    """A dataclass as a JSON-ready dict."""
+    """A dataclass as a JSON-ready dict (nested configs as nested dicts)."""
     return dataclasses.asdict(cfg)
 
 
