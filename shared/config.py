@@ -4,6 +4,12 @@ Every configurable thing in ensō is a dataclass. :func:`add_config_args` turns 
 ``--flag`` options (``Literal`` fields become choices, ``bool`` fields ``--x/--no-x``, tuples take
 several values), :func:`config_from_args` builds the dataclass back, and :func:`save_config` /
 :func:`load_config` write and read it as JSON beside a run.
+
+A field whose type is a dataclass embeds that config (a use's config holds its model's): its fields
+become flags beside the outer ones, and JSON nests it. The field's metadata may name ``derived``
+inner fields, which the outer config's owner sets itself (from its data or its other fields): they
+get no flag, are not written, and may share a name with an outer field. ``helps`` maps inner field
+names to the help texts the outer config gives them.
 """
 from __future__ import annotations
 
@@ -48,8 +54,13 @@ def _default(f: dataclasses.Field) -> Any:
     return dataclasses.MISSING
 
 
+def _derived(f: dataclasses.Field) -> tuple[str, ...]:
+    return tuple(f.metadata.get("derived", ()))
+
+
 def _flat_names(cls: type) -> dict[str, tuple[str, ...]]:
-    """Every settable leaf field of ``cls`` by its flat name, with its path through nested configs.
+    """Every settable leaf field of ``cls`` by its flat name, with its path through nested configs
+    (derived fields left out).
 
     A nested config's fields sit beside the outer ones without a prefix, so a name used twice is a
     ``ValueError``.
@@ -60,7 +71,10 @@ def _flat_names(cls: type) -> dict[str, tuple[str, ...]]:
         if not f.init:
             continue
         inner = _nested_cls(hints[f.name])
-        items = {k: (f.name, *path) for k, path in _flat_names(inner).items()} if inner else {f.name: (f.name,)}
+        if inner:
+            items = {k: (f.name, *path) for k, path in _flat_names(inner).items() if path[0] not in _derived(f)}
+        else:
+            items = {f.name: (f.name,)}
         for k, path in items.items():
             if k in out:
                 where = f"{'.'.join(out[k])} and {'.'.join(path)}"
@@ -87,10 +101,11 @@ def add_config_args(
     accepted as ``--{hidden_alias_prefix}{field}``, left out of ``--help``: an old spelling kept working.
     """
     _flat_names(cls)  # refuse clashing names before adding any option
-    _add_fields(parser.add_argument_group(cls.__name__), cls, prefix, skip, defaults or {}, hidden_alias_prefix, None)
+    _add_fields(parser.add_argument_group(cls.__name__), cls, prefix, tuple(skip), defaults or {}, hidden_alias_prefix, None, {})
 
 
-def _add_fields(group, cls: type, prefix: str, skip, defaults: dict[str, Any], alias: str | None, instance: Any) -> None:
+def _add_fields(group, cls: type, prefix: str, skip: tuple[str, ...], defaults: dict[str, Any], alias: str | None, instance: Any,
+                helps: dict[str, str]) -> None:
     hints = _field_types(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip or not f.init:
@@ -100,10 +115,11 @@ def _add_fields(group, cls: type, prefix: str, skip, defaults: dict[str, Any], a
         inner = _nested_cls(hints[f.name])
         if inner is not None:
             default = defaults.get(f.name, default)  # a whole nested config may be overridden too
-            _add_fields(group, inner, prefix, skip, defaults, alias, None if default is dataclasses.MISSING else default)
+            instance_ = None if default is dataclasses.MISSING else default
+            _add_fields(group, inner, prefix, skip + _derived(f), defaults, alias, instance_, {**f.metadata.get("helps", {}), **helps})
             continue
         default = defaults.get(f.name, default)
-        help_text = f.metadata.get("help", "") + f" (default: {default})"
+        help_text = helps.get(f.name, f.metadata.get("help", "")) + f" (default: {default})"
         kw: dict[str, Any] = {"dest": prefix + f.name, "default": argparse.SUPPRESS}
         origin = get_origin(tp)
         if tp is bool:
@@ -189,8 +205,20 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
-    """A dataclass as a JSON-ready dict (nested configs as nested dicts)."""
-    return dataclasses.asdict(cfg)
+    """A dataclass as a JSON-ready dict (nested configs as nested dicts, without their derived fields)."""
+    out = dataclasses.asdict(cfg)
+    _drop_derived(type(cfg), out)
+    return out
+
+
+def _drop_derived(cls: type, values: dict[str, Any]) -> None:
+    hints = _field_types(cls)
+    for f in dataclasses.fields(cls):
+        inner = _nested_cls(hints[f.name])
+        if inner is not None and isinstance(values.get(f.name), dict):
+            for name in _derived(f):
+                values[f.name].pop(name, None)
+            _drop_derived(inner, values[f.name])
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -107,3 +107,19 @@ def test_nested_values_are_checked_and_unknown_keys_named():
         from_dict(Outer, {"model": {"colour": 1}})
     with pytest.raises(UserError, match="JSON object"):
         from_dict(Outer, {"model": 3})
+
+
+@dataclass
+class Derives:
+    latent_dim: float = 0.5  # the outer meaning of a name its model also has
+    model: Inner = field(default_factory=Inner, metadata={"derived": ("latent_dim",), "helps": {"widths": "widths of this use"}})
+
+
+def test_derived_fields_get_no_flag_are_not_written_and_may_share_a_name():
+    p, ns = parse(Derives, ["--latent-dim", "0.25", "--widths", "4"])
+    assert "widths of this use" in p.format_help()
+    cfg = config_from_args(Derives, ns, base=Derives(model=Inner(latent_dim=9)))
+    assert cfg.latent_dim == 0.25 and cfg.model == Inner(latent_dim=9, widths=(4,))  # the derived field keeps its value
+    assert "latent_dim" not in to_dict(cfg)["model"] and to_dict(cfg)["latent_dim"] == 0.25
+    assert from_dict(Derives, to_dict(cfg)) == Derives(latent_dim=0.25, model=Inner(widths=(4,)))
+    assert from_dict(Derives, {"latent_dim": 0.1, "recon": "mse"}) == Derives(latent_dim=0.1, model=Inner(recon="mse"))
