@@ -13,6 +13,7 @@ import torch
 from shared import registry
 from shared.checkpoint import export_weights
 from shared.data.images import save_image
+from shared.errors import UserError
 from shared.webpage import Side, Slider, write_page
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -107,3 +108,45 @@ def test_translate_demo_page_has_a_slider_per_direction(tmp_path):
     html = (out / "index.html").read_text()
     assert html.count("class='slider'") == 2 and "cycle PSNR" in html
     assert_page_works(out / "index.html", images=6 + 4)  # the two triplets' table, then two sliders
+
+
+def test_compress_eval_page_shows_the_first_images_against_classical_codecs_at_the_same_size(tmp_path):
+    from compress.classical import unavailable_reason
+    from compress.eval_page import write_eval_page
+    from shared.metrics.perceptual import resolve_alexnet_weights
+
+    files = []
+    for i, (h, w) in enumerate([(64, 96), (48, 80), (64, 64)]):
+        save_image(smooth(h, w, i), tmp_path / f"photo {i}.png")  # a space: file names on the page are made URL-safe
+        files.append(tmp_path / f"photo {i}.png")
+    page = write_eval_page(files, tmp_path / "eval", limit=2)
+    html = page.read_text()
+    shown = ["jpeg"] + (["avif"] if unavailable_reason("avif") is None else [])
+    assert html.count("class='slider'") == 2 * (1 + len(shown)) and html.count("<b>original | ensō</b>") == 2 and "photo 2.png" not in html
+    assert "2 of 3 (the first 2)" in html
+    for stem in ("photo_0", "photo_1"):
+        assert f"src='images/{stem}.png'" in html and f"src='images/{stem}_enso.png'" in html and all(f"src='images/{stem}_{n}.png'" in html for n in shown)
+    try:
+        resolve_alexnet_weights()
+        lpips = r" · LPIPS \d\.\d{3}"
+    except UserError:
+        lpips = " · LPIPS n/a"
+        assert "<th>LPIPS</th><td style='text-align:left'>unavailable: " in html
+    assert len(re.findall(r"\d+\.\d{3} bpp · PSNR \d+\.\d\d dB" + lpips, html)) == 2 * (1 + 2 * len(shown)) + 1 + len(shown)  # per image: ensō's
+    # side of the original's slider, both sides of each classical one; then each codec's mean
+    pairs = re.findall(r"<b>(?:JPEG|AVIF) q=\d+ \(([^)]*)\)</b><br><span class='numbers'>(\d+\.\d{3}) bpp.*?<span class='numbers'>(\d+\.\d{3}) bpp", html)
+    assert len(pairs) == 2 * len(shown)
+    for caption, theirs, ours in pairs:
+        assert caption == ("same size or less" if float(theirs) <= float(ours) else "its smallest file, larger than ensō's"), (caption, theirs, ours)
+    assert_page_works(page, images=2 * 2 * (1 + len(shown)))
+
+
+def test_compress_eval_page_says_when_lpips_is_unavailable(tmp_path):
+    from compress.eval_page import write_eval_page
+
+    save_image(smooth(48, 64), tmp_path / "a.png")
+    html = write_eval_page([tmp_path / "a.png"], tmp_path / "eval", lpips_weights=tmp_path / "missing.safetensors", classical=("jpeg",)).read_text()
+    assert "LPIPS n/a" in html and "unavailable: " in html and "missing.safetensors" in html
+    assert re.search(r"\d\.\d{3} bpp · PSNR \d+\.\d\d dB · LPIPS n/a", html)
+    with pytest.raises(ValueError, match="limit"):
+        write_eval_page([tmp_path / "a.png"], tmp_path / "eval", limit=0)
