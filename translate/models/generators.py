@@ -19,13 +19,13 @@ multiply–accumulates of a forward pass.
 """
 from __future__ import annotations
 
+import copy
 from typing import Literal
 
 import torch
 from torch import nn
 
-from shared.errors import UserError
-from shared.throughput import count_gmacs
+from shared.errors import ConfigError
 
 GeneratorKind = Literal["resnet", "unet", "mobile"]
 Upsample = Literal["transposed", "resize_conv"]
@@ -143,7 +143,7 @@ class UnetGenerator(nn.Module):
     def __init__(self, channels: int = 3, ngf: int = 64, num_downs: int = 8, upsample: Upsample = "transposed"):
         super().__init__()
         if num_downs < 5:
-            raise UserError(f"a U-Net needs --num-downs 5 or more, not {num_downs}")
+            raise ConfigError(f"a U-Net needs num_downs 5 or more, not {num_downs}")
         self.stride = 2**num_downs
         block = UnetBlock(8 * ngf, 8 * ngf, None, upsample)
         for _ in range(num_downs - 5):
@@ -170,20 +170,39 @@ def build_generator(
     raise ValueError(f"unknown generator {kind!r}; use resnet, unet or mobile")
 
 
+#: multiply–accumulates of one call of a layer type, from its input and output (as FlopCounterMode counts them)
+LAYER_MACS = {
+    nn.Conv2d: lambda m, x, y: y.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1],
+    nn.ConvTranspose2d: lambda m, x, y: x.numel() * (m.out_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1],
+    nn.Linear: lambda m, x, y: y.numel() * m.in_features,
+}
+
+
 @torch.no_grad()
 def gmacs(model: nn.Module, size: int | tuple[int, int], channels: int = 3) -> float:
     """Multiply–accumulates (in 10⁹) of one forward pass of ``model`` on a (1, channels, H, W) input.
 
-    Counted by torch's FlopCounterMode (convolutions and matrix products; a transposed conv counts
-    its real MACs, at its input resolution), FLOPs / 2. ``size``: H = W, or (H, W). A model built
-    on the ``meta`` device is counted without computing anything.
+    Counted per layer as torch's FlopCounterMode counts them (convolutions and linear layers, which
+    hold every multiply–accumulate of these generators; a transposed conv counts its real MACs, at
+    its input resolution), in a pass of a copy on the ``meta`` device: nothing is computed and
+    ``model`` is left as it is. ``size``: H = W, or (H, W).
     """
     h, w = (size, size) if isinstance(size, int) else size
     p = next(model.parameters())
-    x = torch.zeros(1, channels, h, w, device=p.device, dtype=p.dtype)
-    was_training = model.training
-    model.eval()
+    net = model if p.device.type == "meta" else copy.deepcopy(model).to("meta")
+    total = 0
+
+    def count(m: nn.Module, inputs, output) -> None:
+        nonlocal total
+        total += next(f for t, f in LAYER_MACS.items() if isinstance(m, t))(m, inputs[0], output)
+
+    handles = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, tuple(LAYER_MACS))]
+    was_training = net.training
+    net.eval()
     try:
-        return count_gmacs(model, x)
+        net(torch.zeros(1, channels, h, w, device="meta", dtype=p.dtype))
     finally:
-        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+        net.train(was_training)
+    return total / 1e9
