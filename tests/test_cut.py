@@ -11,7 +11,7 @@ from shared import registry
 from shared.checkpoint import load_exported, model_from_checkpoint
 from shared.data import TensorItems
 from shared.ema import ema_copy, update_ema
-from shared.errors import UserError, run_cli
+from shared.errors import run_cli
 from shared.trainer import TrainConfig, Trainer, seed_everything
 from translate.cli import main
 from translate.data import UnpairedImages, held_out
@@ -129,18 +129,20 @@ def write_images(folder, n: int, size=(36, 40)) -> None:
         Image.fromarray(arr).save(folder / f"{i:03d}.png")
 
 
-def test_held_out_split_is_fixed_and_kept_out_of_training(tmp_path):
+def test_held_out_split_is_fixed_and_kept_out_of_training(tmp_path, capsys):
     for side in ("trainA", "trainB"):
         write_images(tmp_path / side, 10)
     files = sorted((tmp_path / "trainA").iterdir())
     val = held_out(files, 3)
     assert val == held_out(list(reversed(files)), 3) and len(set(val)) == 3 and held_out(files, 0) == []
-    with pytest.raises(UserError, match="lower --val"):
+    with pytest.raises(ValueError, match="cannot hold out 10 of 10 images; hold out fewer"):
         held_out(files, 10)
     data = UnpairedImages(tmp_path / "trainA", tmp_path / "trainB", load_size=36, crop=32, exclude=(val, []))
     assert len(data.a.files) == 7 and not set(val) & set(data.a.files)
-    with pytest.raises(UserError, match="cannot hold out 100"):  # no run config: the default draw of 100 is too many here
+    with pytest.raises(ValueError, match="cannot hold out 100"):  # no run config: the default draw of 100 is too many here
         split_files(None, "x", tmp_path, "val")
+    code, err = translate_here(capsys, "train", "x", "--data", str(tmp_path), "--size", "32", "--val", "10", "--run", str(tmp_path / "run"))
+    assert code == 2 and "cannot hold out 10 of 10" in err and err.count("\n") == 1 and not (tmp_path / "run").exists()
 
 
 def translate_here(capsys, *args: str) -> tuple[int, str]:

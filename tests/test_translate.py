@@ -19,10 +19,11 @@ from shared.data import TensorItems
 from shared.errors import UserError, run_cli
 from shared.losses.adversarial import ImagePool, PatchDiscriminator, gan_loss, init_weights
 from shared.trainer import TrainConfig, Trainer, seed_everything
-from translate.apply import apply_generator, instance_norm_stats, reflect_pad_to
-from translate.cli import main
+from translate.apply import apply_generator, instance_norm_stats, reflect_pad_to, work_macs
+from translate.cli import build_parser, main
 from translate.data import UnpairedImages, dataset_folders
 from translate.models.generators import build_generator, gmacs
+from translate.options import ApplyOptions, DemoOptions, EvalOptions
 
 TINY = {"ngf": 4, "ndf": 4, "n_blocks": 1, "pool_size": 2}
 CFG = TrainConfig(steps=6, batch_size=2, lr=2e-4, precision="fp32", progress=False, log_every=3, ckpt_every=3)
@@ -57,6 +58,28 @@ def test_generator_output_shape_and_range(kind, upsample):
     y = g(x)
     assert y.shape == x.shape and y.abs().max() <= 1
     assert g.stride == (64 if kind == "unet" else 4)
+
+
+def test_unet_refuses_too_few_levels_with_a_value_error_naming_the_field():
+    with pytest.raises(ValueError, match="num_downs 5 or more, not 4") as e:
+        build_generator("unet", num_downs=4)
+    assert "--" not in str(e.value)
+
+
+@pytest.mark.parametrize("kind", ["resnet", "mobile", "unet"])
+@pytest.mark.parametrize("upsample", ["transposed", "resize_conv"])
+def test_gmacs_counts_as_torchs_flop_counter_without_computing(kind, upsample):
+    from shared.throughput import count_gmacs
+
+    g = build_generator(kind, ngf=4, n_blocks=2, num_downs=5, upsample=upsample).eval()
+    assert gmacs(g, (64, 96)) == pytest.approx(count_gmacs(g, torch.zeros(1, 3, 64, 96)), rel=1e-9)
+    assert all(p.device.type == "cpu" for p in g.parameters())  # counted on a meta copy: the generator is untouched
+
+
+def test_work_macs_rounds_up_to_the_stride():
+    g = build_generator("unet", ngf=4, num_downs=5)
+    assert work_macs(g, 64) == pytest.approx(gmacs(g, 64) * 1e9)
+    assert work_macs(g, (40, 70)) == pytest.approx(gmacs(g, (64, 96)) * 1e9)
 
 
 def test_gmacs_counts_a_conv_exactly():
@@ -283,12 +306,12 @@ def test_dataset_folders_errors(tmp_path, monkeypatch):
     (tmp_path / "trainB").mkdir()
     with pytest.raises(UserError, match="holds no images"):
         dataset_folders("x", tmp_path)
-    with pytest.raises(UserError, match="both --a and --b"):
+    with pytest.raises(ValueError, match="give both folders, a and b"):
         dataset_folders("x", a=tmp_path / "trainA")
     monkeypatch.setenv("ENSO_DATA", str(tmp_path))
     with pytest.raises(UserError, match="does not exist"):
         dataset_folders("horse2zebra")
-    with pytest.raises(UserError, match="exceeds the load size"):
+    with pytest.raises(ValueError, match="exceeds the load size"):
         UnpairedImages(tmp_path / "trainA", tmp_path / "trainA", load_size=32, crop=64)
 
 
@@ -364,3 +387,74 @@ def test_cli_trains_translates_and_refuses_bad_input(tmp_path, capsys, monkeypat
         assert not (tmp_path / "never").exists(), what
     bad = translate("a2b", str(photos), "-o", str(tmp_path / "never"), "--model", str(bad_export))
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and not (tmp_path / "never").exists()
+
+
+# -- the typed options ---------------------------------------------------------------------------
+@pytest.mark.parametrize("options,message", [
+    (lambda: ApplyOptions(tile=8), "tile must be 64 px or more, not 8"),
+    (lambda: ApplyOptions(direction="xy"), "direction must be 'ab' or 'ba'"),
+    (lambda: ApplyOptions(threads=-1), "threads must be 0"),
+    (lambda: ApplyOptions(device="gpu0"), "device must be auto, cpu, cuda or cuda:N"),
+    (lambda: EvalOptions(size=32), "size must be at least 64"),
+    (lambda: EvalOptions(limit=1), "limit must be at least 2"),
+    (lambda: EvalOptions(split="train"), "split must be 'test' or 'val'"),
+    (lambda: DemoOptions(threads=-2), "threads must be 0"),
+])
+def test_options_refuse_bad_values_with_value_errors_naming_fields(options, message):
+    with pytest.raises(ValueError, match=message) as e:
+        options()
+    assert "--" not in str(e.value)
+
+
+def test_commands_build_their_options_from_the_flags_users_type():
+    def options(cls, *argv, **base):
+        from shared.config import config_from_args
+
+        return config_from_args(cls, build_parser().parse_args(list(argv)), base=cls(**base) if base else None)
+
+    a = options(ApplyOptions, "zebra2horse", "x.png", "-o", "y.png", "--tile", "512", "--force", "--threads", "2", "--device", "cpu", direction="ba")
+    assert (a.direction, a.model, a.tile, a.force, a.threads, a.device) == ("ba", None, 512, True, 2, "cpu")
+    e = options(EvalOptions, "eval", "h2z", "--model", "runs/x", "-o", "ev", "--limit", "4", "--split", "val", "--inception-weights", "w.pt")
+    assert (e.dataset, e.model, e.out, e.limit, e.split, e.inception_weights, e.threads) == ("h2z", "runs/x", "ev", 4, "val", "w.pt", 0)
+    assert options(DemoOptions, "demo").out == "out/translate"  # beside compress demo's out/compress
+    with pytest.raises(SystemExit):  # a2b has no shipped weights: --model is required
+        build_parser().parse_args(["a2b", "x.png", "-o", "y.png"])
+
+
+@pytest.fixture
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_apply_sets_the_threads_asked_for_or_one_for_small_work(tmp_path, capsys, monkeypatch, restore_threads):
+    model = tiny_cyclegan().eval()
+    export_weights(model, tmp_path / "model", parts=model.export_parts())
+    write_images(tmp_path / "photos", 1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # what large work would get
+    for threads, expected in (("2", 2), ("0", 1)):  # 0: a tiny generator is small work, so one thread
+        torch.set_num_threads(3)
+        code, err = translate_here(capsys, "a2b", str(tmp_path / "photos"), "-o", str(tmp_path / f"out{threads}"),
+                                   "--model", str(tmp_path / "model"), "--threads", threads, "--device", "cpu")
+        assert code == 0, err
+        assert torch.get_num_threads() == expected
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--tile", "8"], "tile must be 64 px or more"),
+    (["--threads", "-1"], "threads must be 0"),
+    (["--device", "gpu0"], "device must be"),
+])
+def test_bad_options_are_one_line_and_nothing_written(tmp_path, capsys, args, message):
+    write_images(tmp_path / "photos", 1)
+    code, err = translate_here(capsys, "horse2zebra", str(tmp_path / "photos"), "-o", str(tmp_path / "never"), *args)
+    assert code == 2 and message in err and err.count("\n") == 1 and not (tmp_path / "never").exists()
+
+
+def test_train_refuses_a_shallow_unet_in_one_line_before_writing(tmp_path, capsys):
+    write_images(tmp_path / "data" / "trainA", 2)
+    write_images(tmp_path / "data" / "trainB", 2)
+    code, err = translate_here(capsys, "train", "x", "--data", str(tmp_path / "data"), "--run", str(tmp_path / "run"), "--size", "32",
+                               "--val", "0", "--generator", "unet", "--num-downs", "4", "--ngf", "4", "--ndf", "4")
+    assert code == 2 and "num_downs 5 or more" in err and err.count("\n") == 1 and not (tmp_path / "run").exists()

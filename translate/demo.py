@@ -9,21 +9,26 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import torch
-
 from shared.data.images import load_image, sample_photo, save_image
 from shared.metrics.image import psnr
+from shared.precision import resolve_device
+from shared.threads import use_threads
 from shared.webpage import Side, Slider, write_page
 
-from .apply import apply_generator, load_translator
+from .apply import apply_generator, load_translator, work_macs
+from .options import DemoOptions
 
 
-def run_demo(out: Path, image: Path | None = None, model: Path | None = None, device: str | torch.device = "cpu") -> dict:
-    """Translate ``image`` (default: the bundled photo) A → B → A and B → A → B into ``out``;
-    returns seconds and cycle PSNR per direction."""
-    src = Path(image) if image is not None else sample_photo()
-    translator = load_translator(model, "horse2zebra", device)
+def run_demo(options: DemoOptions) -> dict:
+    """Translate ``options.image`` (None: the bundled photo) A → B → A and B → A → B into
+    ``options.out`` with ``options.model`` (None: the shipped horse2zebra weights); returns seconds
+    and cycle PSNR per direction. Sets the process's CPU threads (:func:`shared.threads.use_threads`,
+    by the photo's work when ``options.threads`` is 0)."""
+    out = Path(options.out)
+    src = Path(options.image) if options.image is not None else sample_photo()
+    translator = load_translator(options.model, "horse2zebra", resolve_device(options.device))
     img = load_image(src, "RGB")
+    use_threads(options.threads, work_macs(translator.generator("ab"), tuple(img.shape[1:])))
     results, rows = {}, []
     for name, fwd, bwd in (("horse2zebra", "ab", "ba"), ("zebra2horse", "ba", "ab")):
         t0 = time.perf_counter()

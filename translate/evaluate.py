@@ -1,6 +1,6 @@
 """Evaluate a translator on a data set's test split: ``translate eval``.
 
-    translate eval horse2zebra [--model RUN] [--data DIR] [-o OUT] [--size 256] [--limit N] [--html 16]
+    translate eval horse2zebra [--model RUN] [--data DIR] [-o OUT] [--size 256] [--limit N] [--html 16] [--split test|val]
 
 The protocol of CUT (Park et al. 2020) and its FID tables: every test image is resized to
 ``size``² (256), translated, rounded to 8 bits and saved as PNG; FID and KID compare the translated
@@ -8,7 +8,8 @@ test A with the real test B (and the translated test B with the real test A) thr
 Inception (pool3, 2048-d; see :mod:`shared.metrics.distribution` for where its weights come from).
 The cycle-reconstruction PSNR (A → B → A against A, and B → A → B against B) is reported too.
 
-Written to ``OUT`` (default: ``RUN/eval`` for a run folder; required for the shipped weights):
+The options are :class:`translate.options.EvalOptions`. Written to ``OUT`` (default: ``RUN/eval``
+for a run folder; required for the shipped weights):
 ``fake_B/``, ``fake_A/`` (translated test images), ``images/`` (the triplets on the page),
 ``results.json`` and ``index.html``, a page of input / translated / reconstructed triplets, each
 with an input | translation slider (:mod:`shared.webpage`).
@@ -28,14 +29,16 @@ from tqdm import tqdm
 
 from shared.config import save_json
 from shared.data.images import list_images, load_image, save_image
-from shared.errors import UserError
 from shared.metrics import distribution
 from shared.metrics.image import psnr
+from shared.precision import resolve_device
+from shared.threads import use_threads
 from shared.webpage import row_slider, write_page
 
 from .apply import load_translator, resize
 from .data import dataset_folders, held_out
 from .models.translator import Translator
+from .options import EvalOptions
 
 #: images held out per domain when a model does not list its own (``translate train --val``'s default)
 VAL_IMAGES = 100
@@ -119,39 +122,35 @@ def split_files(model_source: str | Path | None, dataset: str, data: str | Path 
             names = set(listed[side])
             out[side] = [f for f in files if f.name in names]
             if len(out[side]) != len(names):
-                raise UserError(f"{folder} lacks {len(names) - len(out[side])} of the run's held-out images; give the --data the run trained on")
+                raise ValueError(f"{folder} lacks {len(names) - len(out[side])} of the run's held-out images; give the data folder the run trained on")
         if len(out[side]) < 2:
-            raise UserError("the run held out no images (--val 0); evaluate it on --split test")
+            raise ValueError("the run held out no images (it trained with val 0); evaluate it on the test split")
     return out
 
 
-def evaluate(
-    model_source: str | Path | None,
-    dataset: str,
-    data: str | Path | None,
-    out: Path | None,
-    size: int = 256,
-    limit: int | None = None,
-    html_rows: int = 16,
-    inception_weights: str | Path | None = None,
-    device: str | torch.device = "cpu",
-    split: str = "test",
-) -> dict:
-    """Evaluate every direction the model has; returns (and writes to ``out/results.json``) per
-    direction: ``fid``, ``kid``, ``kid_std``, ``cycle_psnr`` (dB, mean; None for a one-sided model)
-    and ``n`` (images translated).
+def evaluate(options: EvalOptions) -> dict:
+    """Evaluate every direction the model of ``options`` has; returns (and writes to
+    ``out/results.json``) per direction: ``fid``, ``kid``, ``kid_std``, ``cycle_psnr`` (dB, mean;
+    None for a one-sided model) and ``n`` (images translated).
 
     ``split`` ``"test"``: testA/testB. ``"val"``: the images held out of trainA/trainB for model
     selection, as listed in the run's ``config.json`` (else the default draw of
-    :func:`translate.data.held_out`, 100 per domain)."""
-    if out is None:
-        if model_source is None or not (Path(model_source) / "checkpoint.pt").is_file():
-            raise UserError("give -o OUT (the evaluation folder); only a run folder has a default (RUN/eval)")
+    :func:`translate.data.held_out`, 100 per domain). Sets the process's CPU threads to
+    ``options.threads`` (0: as for large work, since FID's Inception network makes every image large).
+    ``ValueError`` (or ``FileNotFoundError``) before anything is written when there is no output
+    folder, model or data."""
+    o = options
+    model_source, dataset, size, inception_weights = o.model, o.dataset, o.size, o.inception_weights
+    if o.out is not None:
+        out = Path(o.out)
+    elif model_source is not None and (Path(model_source) / "checkpoint.pt").is_file():
         out = Path(model_source) / "eval"
-    if size < 64 or limit is not None and limit < 2:
-        raise UserError("--size must be at least 64 and --limit at least 2 (FID needs several images)")
+    else:
+        raise ValueError("name an output folder (out) for the evaluation; only a run folder has a default, RUN/eval")
+    device = resolve_device(o.device)
+    use_threads(o.threads, None)
     model = load_translator(model_source, dataset, device)
-    files = {side: fs[:limit] for side, fs in split_files(model_source, dataset, data, split).items()}
+    files = {side: fs[:o.limit] for side, fs in split_files(model_source, dataset, o.data, o.split).items()}
     distribution.inception_model(inception_weights)  # weights missing: fail before translating anything
     t0 = time.perf_counter()
     reals = {
@@ -160,12 +159,12 @@ def evaluate(
         )
         for side, fs in files.items()
     }
-    results: dict = {"dataset": dataset, "split": split, "size": size, "model": str(model_source or f"shipped {dataset}"),
+    results: dict = {"dataset": dataset, "split": o.split, "size": size, "model": str(model_source or f"shipped {dataset}"),
                      "trained_steps": getattr(model, "trained_steps", None), "generator": vars(model.config)}
     sections = []
     for direction in model.directions:
         src, dst, _, _ = SIDES[direction]
-        fakes, psnrs, rows = translate_split(model, files[src], direction, out, size, html_rows)
+        fakes, psnrs, rows = translate_split(model, files[src], direction, out, size, o.html)
         feats = distribution.inception_features((f[None] for f in fakes), inception_weights, device)
         kid, kid_std = distribution.kid(feats, reals[dst])
         results[f"{src}2{dst}"] = {

@@ -123,19 +123,26 @@ def import_cyclegan(g_a: Path, g_b: Path, out: Path, force: bool = False) -> Pat
 # -- the command ------------------------------------------------------------------------------------
 def add_import_arguments(parser) -> None:
     """The options of ``translate import-cyclegan``."""
+    from shared.config import add_config_args
+
+    from .options import ComputeOptions
+
     parser.add_argument("g_a", type=Path, metavar="G_A.pth", help="the anchor's A → B generator (latest_net_G_A.pth)")
     parser.add_argument("g_b", type=Path, metavar="G_B.pth", help="the anchor's B → A generator (latest_net_G_B.pth)")
     parser.add_argument("-o", "--out", type=Path, required=True, help="output translator folder, for --model of horse2zebra/zebra2horse/a2b/b2a/eval/demo")
     parser.add_argument("--force", action="store_true", help="overwrite an existing translator in --out")
+    add_config_args(parser, ComputeOptions, skip=("device",))
 
 
 def run_import(ns) -> Path:
-    """``translate import-cyclegan``: the refusals of :func:`import_cyclegan` as one-line :class:`UserError`\\ s."""
-    from shared.errors import UserError
+    """``translate import-cyclegan``: :func:`import_cyclegan` on ``--threads`` CPU threads (the
+    command line prints its refusals as one line)."""
+    from shared.config import config_from_args
+    from shared.threads import use_threads
 
-    try:
-        path = import_cyclegan(ns.g_a, ns.g_b, ns.out, ns.force)
-    except (ValueError, FileExistsError) as e:
-        raise UserError(str(e)) from None
+    from .options import ComputeOptions
+
+    use_threads(config_from_args(ComputeOptions, ns).threads, None)
+    path = import_cyclegan(ns.g_a, ns.g_b, ns.out, ns.force)
     print(f"wrote {path} (translate horse2zebra IMAGES -o OUT --model {ns.out})")
     return path

@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 from shared.checkpoint import export_weights, model_from_checkpoint
-from shared.errors import UserError
 
 from .models.translator import Translator
 
@@ -15,16 +14,17 @@ def export_translator(run: Path, out: Path, force: bool = False) -> Path:
     or their moving averages where the model keeps them; no discriminators, heads or image pools) and ``out/model.json`` (config, trained steps, data set) from ``run/checkpoint.pt``.
 
     :func:`translate.apply.load_translator` loads the result like any export. An existing
-    ``out/model.safetensors`` is replaced only with ``force``.
+    ``out/model.safetensors`` is replaced only with ``force`` (else ``FileExistsError``); a run
+    without a checkpoint is a ``FileNotFoundError``, one of another model a ``ValueError``.
     """
     run, out = Path(run), Path(out)
     if not (run / "checkpoint.pt").is_file():
-        raise UserError(f"{run} holds no checkpoint.pt; give a run folder made by 'translate train'")
+        raise FileNotFoundError(f"{run} holds no checkpoint.pt; give a run folder made by 'translate train'")
     if (out / "model.safetensors").exists() and not force:
-        raise UserError(f"{out / 'model.safetensors'} exists; pass --force to overwrite")
+        raise FileExistsError(f"{out / 'model.safetensors'} exists; pass --force to overwrite")
     model = model_from_checkpoint(run / "checkpoint.pt")
     if not isinstance(model, Translator):
-        raise UserError(f"{run} holds a {getattr(model, 'registry_name', type(model).__name__)!r} model, not a translator")
+        raise ValueError(f"{run} holds a {getattr(model, 'registry_name', type(model).__name__)!r} model, not a translator")
     run_cfg = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
     extra = {"trained_steps": model.trained_steps, "run": run.name}
     extra.update({k: run_cfg[k] for k in ("size", "load_size") if k in run_cfg})
