@@ -44,5 +44,8 @@ class ImageTranslator:
 
 def load(source: str | Path | None = None, dataset: str = "horse2zebra", device: str | torch.device = "cpu") -> ImageTranslator:
     """The translator shipped for ``dataset`` (``source`` None), or a trained one: a run folder of
-    ``translate train`` (its ``export/``, else its ``checkpoint.pt``) or an export folder."""
+    ``translate train`` (its ``export/``, else its ``checkpoint.pt``) or an export folder.
+    ``FileNotFoundError`` / ``NotADirectoryError`` where there is no model, ``ValueError`` for a
+    damaged one or one that is not a translator. The process's CPU threads stay as they are (the
+    ``translate`` commands set them: ``--threads``)."""
     return ImageTranslator(load_translator(source, dataset, device))
