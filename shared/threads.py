@@ -4,15 +4,21 @@ Small models lose to OpenMP's synchronisation when the cores are shared with oth
 always runs something else): one thread is then several times faster than two, while large
 convolutions still gain from every core. ``--threads 0`` (the default of every command) asks
 :func:`choose_threads` to decide from the multiply–accumulates of one unit of work (a training
-step, an image); ``--threads N`` sets N.
+step, an image); ``--threads N`` sets N. :func:`training_step_macs` counts a training step.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import os
+from typing import Any, Callable, Iterable
 
 import torch
 
-#: below this many multiply–accumulates per unit of work, one thread (measured: scripts/bench_train.py)
+#: below this many multiply–accumulates per unit of work, one thread. It lies between the VAE of
+#: ``ae train generation`` (0.4·10⁹ a step), which loses several times over to a second thread when
+#: the cores are shared, and the 64×64 conv VAE (26·10⁹); ``scripts/bench_train.py --under-load``
+#: measures both sides (the ResNet AE and the codec lie above 10¹¹).
 SMALL_WORK_MACS = 2e9
 
 
@@ -45,3 +51,34 @@ def use_threads(requested: int = 0, work_macs: float | None = None) -> int:
     n = requested if requested > 0 else choose_threads(work_macs)
     torch.set_num_threads(n)
     return n
+
+
+def training_step_macs(
+    model: torch.nn.Module, batch: Any, optimizers: Iterable[str], autocast: Callable[[], Any] = contextlib.nullcontext
+) -> float | None:
+    """Multiply–accumulates of one training step of ``model`` on ``batch`` (on the model's device),
+    or None where they cannot be counted.
+
+    Counts the forward of ``model.training_step(batch, name)`` for each optimiser name, times 3 for
+    the backward. It runs on a copy of the model in training mode and gives every RNG back its
+    state, so neither the model (weights, batch-norm statistics, attributes) nor the random stream
+    of the run changes: a resumed run stays exact. The count depends only on the model and the
+    batch's shape.
+    """
+    from .checkpoint import rng_state, set_rng_state
+    from .throughput import count_gmacs
+
+    state = rng_state()
+    try:
+        twin = copy.deepcopy(model).train()
+
+        def forward() -> None:
+            for name in optimizers:
+                with autocast():
+                    twin.training_step(batch, name)
+
+        return 3e9 * count_gmacs(forward)
+    except Exception:  # a model the copy or the counter cannot follow: unknown, taken as large work
+        return None
+    finally:
+        set_rng_state(state)

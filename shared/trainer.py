@@ -6,7 +6,9 @@ on one process or many (torchrun), with exact resume from atomic checkpoints, a 
 gradient clipping, learning-rate schedules, a tqdm bar showing the loss and images/s, and metrics
 to ``metrics.csv`` (and TensorBoard when installed). It leaves the process's malloc alone: ensō's
 commands tune it (:mod:`shared.allocator`), library users may call
-:func:`shared.allocator.reuse_freed_memory` themselves.
+:func:`shared.allocator.reuse_freed_memory` themselves. CPU threads: ``threads`` N sets N; 0 lets
+:meth:`Trainer.fit` choose by the size of a training step (:mod:`shared.threads`) and give the
+caller's count back when it returns.
 
 A run folder holds ``config.json``, ``checkpoint.pt``, ``metrics.csv`` and ``export/`` (safetensors).
 """
@@ -32,10 +34,11 @@ from . import distributed as dist
 from .checkpoint import export_weights, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import save_json, to_dict
 from .data.sampling import StepBatchSampler
-from .errors import TrainingDiverged, UserError
+from .errors import ConfigError, TrainingDiverged, UserError
 from .model import TrainableModel
 from .precision import resolve_device, resolve_precision
 from .registry import describe
+from .threads import choose_threads, training_step_macs
 
 
 @dataclass
@@ -58,7 +61,7 @@ class TrainConfig:
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
     seed: int = 0
     workers: int = field(default=0, metadata={"help": "data loader worker processes"})
-    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch's default)"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: chosen by the size of a training step: 1 for small models, else every core)"})
     stop_after_minutes: float = field(
         default=0.0, metadata={"help": "stop (checkpointed) once the run's training time, summed over resumes, reaches this (0: no limit)"}
     )
@@ -92,8 +95,13 @@ class Trainer:
         extra_config: dict[str, Any] | None = None,
         collate: Callable | None = None,
     ):
+        if cfg.threads < 0:
+            raise ConfigError(f"threads must be 0 (chosen by the work) or a positive count, not {cfg.threads}")
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
+        #: the CPU threads fit() trains with: cfg.threads, or chosen at its first batch when that is 0
+        self.threads: int | None = cfg.threads or None
+        self.step_macs: float | None = None
         device = dist.init_from_env(resolve_device(cfg.device))
         self.precision = resolve_precision(cfg.precision, device, conv_model=model.conv, channels_last=model.channels_last)
         self.cfg, self.dataset, self.collate = cfg, dataset, collate
@@ -205,6 +213,18 @@ class Trainer:
                 self._tb = False
 
     # -- the loop -------------------------------------------------------------------------------
+    def choose_threads(self, batch: Any) -> int:
+        """The CPU threads for steps on batches like ``batch``: ``cfg.threads``, else chosen by the
+        multiply–accumulates of one step (counted once, changing no state; kept in ``step_macs``).
+        On a GPU torch's count stays."""
+        if self.threads is None:
+            if self.precision.device.type == "cpu":
+                self.step_macs = training_step_macs(self.model, self.precision.to_device(batch), list(self.optimizers), self.precision.autocast)
+                self.threads = choose_threads(self.step_macs)
+            else:
+                self.threads = torch.get_num_threads()
+        return self.threads
+
     def loader(self) -> DataLoader:
         sampler = StepBatchSampler(
             len(self.dataset), self.cfg.batch_size, self.cfg.seed, self.step, dist.rank(), dist.world_size()
@@ -251,14 +271,25 @@ class Trainer:
     def fit(self, steps: int | None = None) -> dict[str, float]:
         """Train until ``steps`` (default: ``cfg.steps``) and return the last logged averages."""
         target = self.cfg.steps if steps is None else steps
+        caller_threads = torch.get_num_threads()
+        try:
+            return self._fit(target)
+        finally:
+            torch.set_num_threads(caller_threads)
+
+    def _fit(self, target: int) -> dict[str, float]:
         sums: dict[str, float] = defaultdict(float)
         count, last, t0, seen = 0, {}, time.perf_counter(), 0
         bar = tqdm(total=target, initial=self.step, disable=not (self.cfg.progress and dist.is_main()), dynamic_ncols=True, unit="step")
         it = iter(self.loader())
-        budget = self.cfg.stop_after_minutes * 60
+        budget, first = self.cfg.stop_after_minutes * 60, True
         while self.step < target and not (budget > 0 and self.elapsed >= budget):
             t_step = time.perf_counter()
             batch = next(it)
+            if first:
+                torch.set_num_threads(self.choose_threads(batch))
+                self._log({"threads": self.threads} | ({"step_gmacs": self.step_macs / 1e9} if self.step_macs is not None else {}))
+                first = False
             values = self.train_step(batch)
             self.elapsed += time.perf_counter() - t_step
             seen += self.model.batch_size_of(batch) * dist.world_size()
@@ -270,7 +301,7 @@ class Trainer:
                 rate = seen / max(1e-9, time.perf_counter() - t0)
                 last = {k: v / count for k, v in sums.items()} | {"images_per_s": rate, "elapsed_s": self.elapsed}
                 last["lr"] = self.schedulers[next(iter(self.schedulers))].get_last_lr()[0]
-                bar.set_postfix(loss=f"{last.get('loss', last.get(next(iter(last)))):.4g}", img_s=f"{rate:.0f}")
+                bar.set_postfix(loss=f"{last.get('loss', last.get(next(iter(last)))):.4g}", img_s=f"{rate:.0f}", threads=self.threads)
                 self._log(last)
                 sums.clear()
                 count, seen, t0 = 0, 0, time.perf_counter()
