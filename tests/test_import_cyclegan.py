@@ -132,7 +132,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys):
 def test_existing_translator_needs_force(tmp_path, capsys):
     g_a, g_b, _ = anchor_pair(tmp_path, 6)
     out = tmp_path / "h2z"
-    assert cli("import-cyclegan", g_a, g_b, "-o", out) == 0
+    assert cli("import-cyclegan", g_a, g_b, "-o", out, "--threads", "1") == 0
     before = (out / "model.safetensors").read_bytes()
     assert cli("import-cyclegan", g_b, g_a, "-o", out) == 2 and "--force" in capsys.readouterr().err
     assert (out / "model.safetensors").read_bytes() == before
