@@ -7,11 +7,10 @@
 
 :class:`ImageCodec` is a thin layer over :class:`compress.codec.Codec` (its ``.codec``): inputs go
 through :func:`shared.data.images.image_tensor`, the options are those of ``compress encode``
-(``--quality``, ``--target-bpp``, ``--refine``), and the bytes are the same file the command writes.
+(:class:`~compress.options.EncodeOptions`: ``quality``, ``target_bpp``, ``refine``), and the bytes are the same file the command writes.
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from PIL import Image
 from shared.data.images import image_tensor, to_pil
 
 from .codec import DEFAULT_CODEC, Codec
+from .options import EncodeOptions
 
 
 class ImageCodec:
@@ -34,18 +34,11 @@ class ImageCodec:
         [0, 1]; grey, RGB or RGBA) → ``.enso`` bytes, at ``quality`` in [0, 1] (default 0.5; higher
         means more bits) or as the largest file within ``target_bpp`` bits per pixel, not both;
         ``refine`` > 0 spends that many gradient steps on the latent (better quality, slower)."""
-        if quality is not None and target_bpp is not None:
-            raise ValueError("give quality or target_bpp, not both")
-        if target_bpp is not None and not (0 < target_bpp < math.inf):
-            raise ValueError(f"target_bpp must be a positive number of bits per pixel, not {target_bpp}")
-        if quality is not None and not 0 <= quality <= 1:
-            raise ValueError(f"quality must be in [0, 1], not {quality}")
-        if isinstance(refine, bool) or not isinstance(refine, int) or refine < 0:
-            raise ValueError(f"refine takes a number of steps (0 or more), not {refine!r}")
+        options = EncodeOptions(quality=quality, target_bpp=target_bpp, refine=refine)  # checks them (ValueError)
         img = image_tensor(image)
         if target_bpp is not None:
             return self.codec.encode_to_bpp(img, target_bpp, refine=refine)
-        return self.codec.encode(img, 0.5 if quality is None else quality, refine)
+        return self.codec.encode(img, options.coding_quality, refine)
 
     def decode_tensor(self, data: bytes) -> torch.Tensor:
         """``.enso`` bytes → (C, H, W) float in [0, 1] (C = 3 for RGB, 1 for grey, 4 for RGBA)."""

@@ -11,71 +11,66 @@
     compress export mean_scale_cc --onnx -o onnx/   # g_a and g_s as ONNX (entropy coding stays in Python)
     compress import-compressai bmshj2018-factorized-prior-3-5c6f152b.pth.tar --arch bmshj2018-factorized --lmbda 0.0067 -o factorized_q3   # a CompressAI checkpoint
     compress train --data DIR [--data DIR ...] --run RUN [--model mean_scale] [--crop 256] [--steps N] [--resume]
-    compress train ... --init mean_scale --model-distortion ms-ssim --model-train-only transforms   # a variant
-    compress train ... --model mean_scale_cc --init mean_scale --model-train-only context   # a context model on a trained codec
+    compress train ... --init mean_scale --distortion ms-ssim --train-only transforms   # a variant
+    compress train ... --model mean_scale_cc --init mean_scale --train-only context   # a context model on a trained codec
 """
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, TypeVar
 
 from shared.config import add_config_args, config_from_args
 from shared.data.images import ImageFolder
 from shared.errors import UserError, run_cli
 from shared.registry import build, make_config
+from shared.threads import use_threads
 from shared.trainer import TrainConfig, Trainer, seed_everything
 
-from .codec import DEFAULT_CODEC
 from .models.perceptual_decoder import PerceptualDecoderConfig
+from .options import DecodeOptions, DemoOptions, EncodeOptions, ThreadOptions, add_eval_arguments, options_from_args
+
+O = TypeVar("O", bound=ThreadOptions)
 
 CODECS = ("mean_scale", "mean_scale_cc", "mean_scale_cc_perceptual", "hyperprior", "factorized")
 #: the training defaults that differ from the trainer's (Minnen/CompressAI-style recipe, shortened)
 TRAIN_DEFAULTS = {"steps": 8000, "batch_size": 8, "lr": 5e-4, "lr_schedule": "linear", "decay_start": 0.35, "ckpt_every": 100, "grad_clip": 1.0}
 
 
+CPU_CODING = ("Coding runs on the CPU, on the deterministic integer path: a file decodes to the same pixels "
+              "under any thread count and on any machine.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="compress", description="ensō learned image compression.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    e = sub.add_parser("encode", help="images → .enso files")
+    e = sub.add_parser("encode", help="images → .enso files", description="Images → .enso files. " + CPU_CODING)
     e.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
     e.add_argument("-o", "--out", type=Path, required=True, help="output file (one input) or folder")
-    rate = e.add_mutually_exclusive_group()
-    rate.add_argument("--quality", type=float, default=0.5, help="0 (smallest) .. 1 (best); default 0.5")
-    rate.add_argument("--target-bpp", type=float, help="largest file at or under this many bits per pixel")
-    e.add_argument("--model", default=DEFAULT_CODEC, help=f"default {DEFAULT_CODEC}; a shipped codec name (it wins over a folder of that name: write ./NAME for the folder) or trained run folder")
-    e.add_argument("--refine", type=int, default=0, metavar="STEPS",
-                   help="gradient steps on each image's latent for a lower rate-distortion cost (slower encoding: 100 steps took 22–25 s for a 768×512 image on 2 threads and beat AVIF at equal PSNR on Kodak)")
-    e.add_argument("--safeguard", action="store_true",
-                   help="write an AVIF or JPEG file inside the .enso instead when it is less than half the learned file's size at its PSNR "
-                        "(noise, grain, dithering; slower encoding: see compress.safeguard)")
     e.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    add_config_args(e, EncodeOptions)
     x = sub.add_parser("export", help="a training run → shippable weights (fp16 safetensors + JSON, entropy tables included)")
     x.add_argument("run", help="run folder of 'compress train' (with --onnx also a shipped codec name or exported folder)")
     x.add_argument("-o", "--out", type=Path, required=True, help="output folder, e.g. compress/weights/mean_scale")
     x.add_argument("--force", action="store_true", help="replace existing weights in --out")
     x.add_argument("--base", help="shipped codec name or exported folder: write only the weights that differ from it (a variant)")
     x.add_argument("--onnx", action="store_true", help="write g_a.onnx and g_s.onnx (fp32, dynamic size, quality gains inside; see compress.onnx_export) instead")
+    add_config_args(x, ThreadOptions)
     from .import_compressai import add_import_arguments
 
-    add_import_arguments(sub.add_parser("import-compressai", help="a CompressAI checkpoint (bmshj2018-factorized/-hyperprior, mbt2018-mean) → an ensō codec folder"))
+    i = sub.add_parser("import-compressai", help="a CompressAI checkpoint (bmshj2018-factorized/-hyperprior, mbt2018-mean) → an ensō codec folder")
+    add_import_arguments(i)
+    add_config_args(i, ThreadOptions)
     m = sub.add_parser("demo", help="round trip a bundled photo, beside JPEG at the same size")
     m.add_argument("-o", "--out", type=Path, default=Path("out/compress"), help="output folder (default: out/compress)")
-    m.add_argument("--image", type=Path, help="another photo instead of the bundled one")
-    m.add_argument("--model", default=DEFAULT_CODEC, help=f"default {DEFAULT_CODEC}; a shipped codec name (it wins over a folder of that name: write ./NAME for the folder) or trained run folder")
-    m.add_argument("--quality", type=float, default=0.5)
-    from .evaluate import add_eval_arguments
-
+    add_config_args(m, DemoOptions)
     add_eval_arguments(sub.add_parser("eval", help="rate–distortion evaluation of codecs on a folder of images"))
-    d = sub.add_parser("decode", help=".enso files → PNG images")
+    d = sub.add_parser("decode", help=".enso files → PNG images", description=".enso files → PNG images. " + CPU_CODING)
     d.add_argument("inputs", nargs="+", type=Path, help=".enso files or folders")
     d.add_argument("-o", "--out", type=Path, required=True, help="output .png (one input) or folder")
-    d.add_argument("--model", default=None, help="codec to decode with (default: the one named in the file)")
-    d.add_argument("--decoder", default="mse", help="mse (default: the codec's own decoder), perceptual (the shipped perceptual decoder "
-                                                  "of the file's codec: sharper textures, lower PSNR) or the folder of a perceptual decoder")
-    d.add_argument("--realism", type=float, default=1.0, help="with a perceptual decoder: blend r · perceptual + (1 − r) · mse, r in [0, 1] (default: 1)")
     d.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    add_config_args(d, DecodeOptions)
     t = sub.add_parser("train", help="train a codec through the shared trainer on random crops of photo folders")
     t.add_argument("--data", type=Path, action="append", required=True, help="folder of training photos (repeatable)")
     t.add_argument("--run", type=Path, required=True, help="run folder (checkpoint, metrics, export)")
@@ -83,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--crop", type=int, default=256, help="random crop size (divisible by 64)")
     t.add_argument("--resume", action="store_true", help="continue the run in --run")
     t.add_argument("--init", help="start from these weights (a shipped codec name or exported folder of the same --model), "
-                                  "e.g. to fine-tune a variant; --model-lambdas etc. still come from the flags (ignored with --resume)")
-    add_config_args(t, PerceptualDecoderConfig, prefix="model_")  # every codec's fields (it extends ContextConfig, which extends CodecConfig)
+                                  "e.g. to fine-tune a variant; --lambdas etc. still come from the flags (ignored with --resume)")
+    # every codec's fields (PerceptualDecoderConfig extends ContextConfig, which extends CodecConfig); --model-X: the old spelling
+    add_config_args(t, PerceptualDecoderConfig, hidden_alias_prefix="model_")
     add_config_args(t, TrainConfig, defaults=TRAIN_DEFAULTS)
     return parser
 
@@ -97,11 +93,11 @@ def train(ns: argparse.Namespace) -> None:
     cfg = config_from_args(TrainConfig, ns, base=dataclasses.replace(TrainConfig(), **TRAIN_DEFAULTS))
     base_cfg = make_config(ns.model)
     own = {f.name for f in dataclasses.fields(base_cfg)}
-    foreign = [f.name for f in dataclasses.fields(PerceptualDecoderConfig) if f.name not in own and hasattr(ns, "model_" + f.name)]
+    foreign = [f.name for f in dataclasses.fields(PerceptualDecoderConfig) if f.name not in own and hasattr(ns, f.name)]
     if foreign:
-        raise UserError(f"--model-{foreign[0].replace('_', '-')} is not an option of --model {ns.model}")
+        raise UserError(f"--{foreign[0].replace('_', '-')} is not an option of --model {ns.model}")
     try:
-        model_cfg = config_from_args(type(base_cfg), ns, prefix="model_", base=base_cfg)
+        model_cfg = config_from_args(type(base_cfg), ns, base=base_cfg)
     except ValueError as e:
         raise UserError(str(e)) from None
     if hasattr(model_cfg, "lpips_weight") and model_cfg.lpips_weight > 0:
@@ -132,10 +128,17 @@ def initialise_from(model, source: str) -> None:
     try:
         missing, unexpected = model.load_state_dict(state, strict=not extends)
     except RuntimeError as e:
-        raise UserError(f"--init {source} does not fit this model ({str(e).strip().splitlines()[0]}); give the same --model-N/-M and number of --model-lambdas") from None
+        raise UserError(f"--init {source} does not fit this model ({str(e).strip().splitlines()[0]}); give the same --N/--M and number of --lambdas") from None
     fresh = getattr(model, "untrained_at_init", model.is_context)  # the parts a model that extends another adds
     if extends and (unexpected or any(not fresh(k) for k in missing)):
         raise UserError(f"--init {source} does not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+
+def _options(cls: type[O], ns: argparse.Namespace) -> O:
+    """The command's options from its flags, with torch's threads set from them (a codec's work is large: 0 takes every core)."""
+    options = options_from_args(cls, ns)
+    use_threads(options.threads)
+    return options
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -145,12 +148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif ns.command == "encode":
         from .io import encode_files
 
-        encode_files(ns.inputs, ns.out, ns.model, ns.quality, ns.target_bpp, ns.force, ns.refine, ns.safeguard)
+        encode_files(ns.inputs, ns.out, _options(EncodeOptions, ns), ns.force)
     elif ns.command == "export" and ns.onnx:
         from .onnx_export import export_codec_onnx
 
         if ns.base is not None:
             raise UserError("--base writes shippable weights; it does not apply to --onnx")
+        _options(ThreadOptions, ns)
         try:
             differences = export_codec_onnx(ns.run, ns.out, ns.force)
         except ValueError as e:
@@ -164,16 +168,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError(f"{ns.out} already holds weights; pass --force to replace them")
         from .codec import weights_folder
 
+        _options(ThreadOptions, ns)
         base = weights_folder(ns.base) if ns.base is not None else None
         print(f"wrote {export_codec(Path(ns.run), ns.out, base)}")
     elif ns.command == "import-compressai":
         from .import_compressai import run_import
 
+        _options(ThreadOptions, ns)
         run_import(ns)
     elif ns.command == "demo":
         from .demo import run_demo
 
-        run_demo(ns.out, ns.image, ns.model, ns.quality)
+        run_demo(ns.out, _options(DemoOptions, ns))
     elif ns.command == "eval":
         from .evaluate import run_eval
 
@@ -181,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif ns.command == "decode":
         from .io import decode_files
 
-        decode_files(ns.inputs, ns.out, ns.model, ns.force, ns.decoder, ns.realism)
+        decode_files(ns.inputs, ns.out, _options(DecodeOptions, ns), ns.force)
     return 0
 
 

@@ -20,6 +20,7 @@ from shared.webpage import Side, Slider, write_page
 
 from .classical import classical_codec, unavailable_reason
 from .codec import Codec
+from .options import DemoOptions
 
 #: the classical codecs shown beside ours: name → (label, file suffix)
 CLASSICAL = {"jpeg": ("JPEG", "jpg"), "avif": ("AVIF", "avif")}
@@ -51,13 +52,16 @@ def lpips_or_none(x: torch.Tensor, recs: list[torch.Tensor]) -> list[float | Non
         return [None] * len(recs)
 
 
-def run_demo(out: Path, image: Path | None, model: str, quality: float) -> dict:
-    """Round-trip ``image`` (default: the bundled photo), JPEG and AVIF at the same size into ``out``
-    (files and ``index.html``); returns {name: (bytes, PSNR dB, LPIPS or None)}."""
-    src = image or sample_photo()
+def run_demo(out: Path, options: DemoOptions | None = None) -> dict:
+    """Round-trip the photo of ``options`` (:class:`~compress.options.DemoOptions`; None: its
+    defaults, the bundled photo), JPEG and AVIF at the same size into ``out`` (files and
+    ``index.html``); returns {name: (bytes, PSNR dB, LPIPS or None)}."""
+    o = options or DemoOptions()
+    quality = o.quality
+    src = o.image or sample_photo()
     img = load_image(src, "RGB")
     pixels = img.shape[1] * img.shape[2]
-    codec = Codec.load(model)
+    codec = Codec.load(o.model)
     data = codec.encode(img, quality)
     ours = codec.decode(data)
     out.mkdir(parents=True, exist_ok=True)

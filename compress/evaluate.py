@@ -48,16 +48,15 @@ from shared.metrics.perceptual import lpips_distance, lpips_model, resolve_alexn
 from shared.metrics.rate_distortion import bd_psnr, bd_rate
 from shared.metrics.structural import MIN_SIDE, ms_ssim_db
 from shared.paths import data_dir as resolve_data_dir
+from shared.threads import use_threads
 
 from . import classical
 from .codec import DEFAULT_CODEC
 from .content_benchmark import content_types
+from .options import ALL_CODECS, PERCEPTUAL, EvalOptions, add_eval_arguments, options_from_args
 from .per_image import write_per_image_bd
 from .perceptual_eval import ROW_KEYS, PerceptualMetrics
 
-ALL_CODECS: tuple[str, ...] = ("ours",) + classical.NAMES
-#: ``ours``'s files decoded by a perceptual decoder (not run unless named)
-PERCEPTUAL = "ours-perceptual"
 #: the learned codec's default qualities (its own scale, [0, 1])
 OURS_QUALITIES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 #: the learned codec ``ours`` loads when no --model is given (a shipped codec name)
@@ -278,42 +277,27 @@ class EvalResult:
     files: list[Path] = field(default_factory=list)
 
 
-def evaluate(
-    data_dir: str | Path,
-    codecs: Sequence[str] = ALL_CODECS,
-    out_dir: str | Path = "rd_eval",
-    qualities: Mapping[str, Sequence[float]] | None = None,
-    model: str | Sequence[str] | None = None,
-    limit: int | None = None,
-    threads: int = 1,
-    lpips_weights: str | Path | None = None,
-    allow_download: bool | None = None,
-    progress: bool = True,
-    refine: int = 0,
-    safeguard: bool = False,
-    perceptual_decoder: str | Path | None = None,
-    perceptual_metrics: bool = False,
-    inception_weights: str | Path | None = None,
-) -> EvalResult:
-    """Evaluate ``codecs`` on the images of ``data_dir`` (the first ``limit``) and write the files
-    of the module doc into ``out_dir``. ``qualities`` overrides a codec's settings; ``model`` names
-    the learned codec(s) for ``ours`` and ``refine`` its latent refinement steps; ``threads`` caps the
-    encoders' threads (AVIF, JPEG XL); ``perceptual_decoder``: the folder ``ours-perceptual`` decodes
-    with; ``perceptual_metrics``: add :mod:`compress.perceptual_eval`'s measures and files."""
+def evaluate(options: EvalOptions, out_dir: str | Path = "rd_eval") -> EvalResult:
+    """Evaluate the codecs of ``options`` (:class:`~compress.options.EvalOptions`) on its images and
+    write the files of the module doc into ``out_dir``. The classical encoders get ``options.threads``
+    threads (0: torch's count); torch's own count is the caller's (``compress eval`` sets it)."""
     from tqdm.auto import tqdm
 
-    files = list_images(data_dir)[: limit or None]
-    runnable, skipped = resolve_codecs(codecs, model, qualities, threads, refine, safeguard, perceptual_decoder)
+    o = options
+    data_dir = resolve_data_dir("kodak", o.data, option="--data")
+    files = list_images(data_dir)[: o.limit or None]
+    runnable, skipped = resolve_codecs(o.codecs, list(o.models) or None, o.qualities, o.threads or torch.get_num_threads(), o.refine, o.safeguard,
+                                       o.perceptual_decoder)
     if not runnable:
         raise UserError("no codec can run here: " + "; ".join(f"{n}: {r}" for n, r in skipped.items()))
-    lpips_weights = resolve_alexnet_weights(lpips_weights, allow_download)  # before any encoding
+    lpips_weights = resolve_alexnet_weights(o.lpips_weights, o.allow_download)  # before any encoding
     lpips_model(lpips_weights)
-    perceptual = PerceptualMetrics(inception_weights, allow_download, lpips_weights) if perceptual_metrics else None
+    perceptual = PerceptualMetrics(o.inception_weights, o.allow_download, lpips_weights) if o.perceptual_metrics else None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
     rows: list[dict] = []
-    bar = tqdm(total=len(files) * sum(len(c.qualities) for c in runnable), desc="rd eval", unit="pt", disable=not progress)
+    bar = tqdm(total=len(files) * sum(len(c.qualities) for c in runnable), desc="rd eval", unit="pt", disable=not o.progress)
     for path in files:
         x = load_image(path, "RGB")
         pixels = x.shape[1] * x.shape[2]
@@ -369,57 +353,12 @@ def evaluate(
     return EvalResult(points, bd, skipped, table + "\n\n" + per_image_table, written + per_image_files)
 
 
-def _quality_override(text: str) -> tuple[str, tuple[float, ...]]:
-    name, sep, values = text.partition("=")
-    try:
-        qs = tuple(float(v) for v in values.split(",") if v.strip())
-    except ValueError:
-        qs = ()
-    if not sep or not qs:
-        raise argparse.ArgumentTypeError(f"expected CODEC=Q1,Q2,... (e.g. jpeg=10,30,50), got {text!r}")
-    return name.strip(), qs
-
-
-def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The ``compress eval`` options."""
-    parser.add_argument("--data", type=Path, default=None, help="folder of test images (default: $ENSO_DATA/kodak)")
-    parser.add_argument("--codecs", default=",".join(ALL_CODECS),
-                        help=f"comma-separated, from {','.join(ALL_CODECS + (PERCEPTUAL,))} (default: all but {PERCEPTUAL}, ours's files with a perceptual decoder)")
-    parser.add_argument("-o", "--out", type=Path, required=True, help="output folder (CSV, JSON, PNG plots, BD-rate table)")
-    parser.add_argument("--model", action="append", default=None,
-                        help=f"the learned codec for 'ours': a shipped codec name or an exported run folder (default {DEFAULT_OURS_MODEL}); "
-                             "repeat it to compare several, named ours:NAME")
-    parser.add_argument("--quality", type=_quality_override, action="append", default=[], metavar="CODEC=Q1,Q2,...",
-                        help="override a codec's quality settings (repeatable); ours takes values in [0, 1]")
-    parser.add_argument("--refine", type=int, default=0, metavar="STEPS", help="latent refinement steps for ours (see compress encode --refine)")
-    parser.add_argument("--safeguard", action="store_true", help="ours encodes with the classical safeguard (see compress encode --safeguard)")
-    parser.add_argument("--perceptual-decoder", type=Path, default=None, metavar="FOLDER",
-                        help=f"the perceptual decoder {PERCEPTUAL} decodes ours's files with: an exported folder (default: the shipped one)")
-    parser.add_argument("--perceptual-metrics", action="store_true",
-                        help="also KID on 256² patches, the high-frequency measure, a paired KID bootstrap between the decoders, "
-                             "BD-rate at equal LPIPS and crops_lowest_rate.png (slower: Inception features of every patch)")
-    parser.add_argument("--inception-weights", type=Path, default=None, help="Inception weights for KID (default: see shared.metrics.distribution)")
-    parser.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
-    parser.add_argument("--threads", type=int, default=1, help="torch and encoder threads (default 1)")
-    parser.add_argument("--lpips-weights", type=Path, default=None, help="AlexNet weights for LPIPS (default: see shared.metrics.perceptual)")
-    parser.add_argument("--allow-download", action="store_true", default=None, help="let LPIPS download torchvision's AlexNet weights if none are found")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    return parser
-
-
 def run_eval(ns: argparse.Namespace) -> EvalResult:
-    """Run ``compress eval`` from parsed options; prints the BD-rate table and where the files went."""
-    if ns.threads < 1:
-        raise UserError(f"--threads must be at least 1, got {ns.threads}")
-    if ns.limit is not None and ns.limit < 1:
-        raise UserError(f"--limit must be at least 1, got {ns.limit}")
-    if ns.refine < 0:
-        raise UserError(f"--refine takes a number of steps (0 or more), not {ns.refine}")
-    torch.set_num_threads(ns.threads)
-    names = [n.strip() for n in ns.codecs.split(",") if n.strip()]
-    result = evaluate(resolve_data_dir("kodak", ns.data, option="--data"), names, ns.out, dict(ns.quality), ns.model, ns.limit, ns.threads,
-                      ns.lpips_weights, ns.allow_download, ns.progress, ns.refine, ns.safeguard,
-                      ns.perceptual_decoder, ns.perceptual_metrics, ns.inception_weights)
+    """Run ``compress eval`` from the flags of :func:`~compress.options.add_eval_arguments`: sets torch's
+    threads (:func:`shared.threads.use_threads`), prints the BD-rate table and where the files went."""
+    options = options_from_args(EvalOptions, ns)
+    use_threads(options.threads)  # a codec's work is large: 0 takes every core
+    result = evaluate(options, ns.out)
     for name, reason in result.skipped.items():
         print(f"skipped {name}: {reason}")
     print(result.table)

@@ -1,7 +1,6 @@
 """File-level encode and decode for the ``compress`` command: inputs, outputs, progress, no clobbering."""
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
@@ -14,40 +13,39 @@ from shared.outputs import plan_outputs
 
 from .codec import Codec
 from .container import parse
+from .options import DecodeOptions, EncodeOptions
 
 SUFFIX = ".enso"
 
 
-def encode_files(inputs: list[Path], out: Path, model: str, quality: float, target_bpp: float | None, force: bool, refine: int = 0,
-                 safeguard: bool = False) -> None:
-    """Encode every image of ``inputs`` into ``out`` (a file or a folder, :mod:`shared.outputs`'s rule);
-    ``refine`` gradient steps on each latent (:mod:`compress.refine`); ``safeguard``: :mod:`compress.safeguard`."""
-    if target_bpp is not None and not (0 < target_bpp < math.inf):
-        raise UserError(f"--target-bpp must be a positive number of bits per pixel, not {target_bpp}")
-    if refine < 0:
-        raise UserError(f"--refine takes a number of steps (0 or more), not {refine}")
+def encode_files(inputs: list[Path], out: Path, options: EncodeOptions | None = None, force: bool = False) -> None:
+    """Encode every image of ``inputs`` into ``out`` (a file or a folder, :mod:`shared.outputs`'s rule)
+    as ``options`` say (:class:`~compress.options.EncodeOptions`; None: its defaults); an existing
+    output is refused unless ``force``."""
+    o = options or EncodeOptions()
     jobs = plan_outputs(inputs, out, SUFFIX, force)
-    codec = Codec.load(model)
+    codec = Codec.load(o.model)
     for src, dst in tqdm(jobs, desc="encode", unit="img", disable=len(jobs) == 1):
         img = load_image(src, "auto")
-        if target_bpp is not None:
-            data = codec.encode_to_bpp(img, target_bpp, refine=refine, safeguard=safeguard)
+        if o.target_bpp is not None:
+            data = codec.encode_to_bpp(img, o.target_bpp, refine=o.refine, safeguard=o.safeguard)
         else:
-            data = codec.encode(img, quality, refine, safeguard)
+            data = codec.encode(img, o.coding_quality, o.refine, o.safeguard)
         atomic_write_bytes(dst, data)
         bpp = len(data) * 8 / (img.shape[1] * img.shape[2])
-        if target_bpp is not None and bpp > target_bpp:
-            tqdm.write(f"warning: {src}: no quality reaches {target_bpp} bpp; wrote the smallest file, {bpp:.3f} bpp", file=sys.stderr)
+        if o.target_bpp is not None and bpp > o.target_bpp:
+            tqdm.write(f"warning: {src}: no quality reaches {o.target_bpp} bpp; wrote the smallest file, {bpp:.3f} bpp", file=sys.stderr)
         if len(jobs) == 1:
             print(f"{src} → {dst}: {len(data):,} bytes, {bpp:.3f} bpp")
 
 
-def decode_files(inputs: list[Path], out: Path, model: str | None, force: bool, decoder: str = "mse", realism: float = 1.0) -> None:
-    """Decode every ``.enso`` file of ``inputs`` to PNG in ``out`` (a file or a folder, :mod:`shared.outputs`'s rule),
-    each with ``model`` or else the shipped codec that wrote it (:meth:`Codec.for_file`), through
-    ``decoder`` (``mse``, ``perceptual`` or a perceptual decoder's folder) at ``realism`` in [0, 1]."""
-    if not 0 <= realism <= 1:
-        raise UserError(f"--realism {realism} is outside [0, 1]; 0 is the mse decoder, 1 the perceptual one")
+def decode_files(inputs: list[Path], out: Path, options: DecodeOptions | None = None, force: bool = False) -> None:
+    """Decode every ``.enso`` file of ``inputs`` to PNG in ``out`` (a file or a folder, :mod:`shared.outputs`'s rule)
+    as ``options`` say (:class:`~compress.options.DecodeOptions`; None: its defaults): each with its
+    ``model`` or else the shipped codec that wrote it (:meth:`Codec.for_file`), through its ``decoder``
+    at its ``realism``; an existing output is refused unless ``force``."""
+    o = options or DecodeOptions()
+    model, decoder = o.model, o.decoder
     jobs = plan_outputs(inputs, out, ".png", force, input_suffix=SUFFIX)
     codecs: dict[object, Codec] = {}
     chosen = []
@@ -64,7 +62,7 @@ def decode_files(inputs: list[Path], out: Path, model: str | None, force: bool, 
                 raise UserError(f"--decoder {decoder}: {e}") from None
         chosen.append(codecs[key])
     for (src, dst), codec in tqdm(list(zip(jobs, chosen)), desc="decode", unit="img", disable=len(jobs) == 1):
-        img = codec.decode(src.read_bytes(), str(src), decoder, realism)
+        img = codec.decode(src.read_bytes(), str(src), decoder, o.realism)
         save_image(img, dst)
         if len(jobs) == 1:
             print(f"{src} → {dst}: {img.shape[2]}×{img.shape[1]}")

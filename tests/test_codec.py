@@ -471,7 +471,7 @@ def test_training_run_exports_to_a_loadable_codec(tmp_path):
     run, out = tmp_path / "run", tmp_path / "weights"
     cli = [sys.executable, "-m", "compress.cli"]
     train = [*cli, "train", "--data", str(photos), "--run", str(run), "--crop", "64", "--steps", "2", "--batch-size", "2",
-             "--model-N", "16", "--model-M", "24", "--no-progress", "--precision", "fp32"]
+             "--N", "16", "--M", "24", "--no-progress", "--precision", "fp32"]
     assert subprocess.run(train, capture_output=True).returncode == 0
     assert subprocess.run([*cli, "export", str(run), "-o", str(out)], capture_output=True).returncode == 0
     again = subprocess.run([*cli, "export", str(run), "-o", str(out)], capture_output=True, text=True)

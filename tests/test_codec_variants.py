@@ -16,13 +16,14 @@ from safetensors.torch import load_file
 from compress import codec as codec_module
 from compress.codec import Codec
 from compress.io import decode_files
+from compress.options import DecodeOptions
 from shared import registry
 from shared.checkpoint import load_checkpoint, load_exported
 from shared.errors import UserError
 from shared.trainer import seed_everything
 
 CLI = [sys.executable, "-m", "compress.cli"]
-TINY = ["--model-N", "16", "--model-M", "24", "--batch-size", "2", "--no-progress", "--precision", "fp32"]
+TINY = ["--N", "16", "--M", "24", "--batch-size", "2", "--no-progress", "--precision", "fp32"]
 MS_SSIM_LAMBDAS = ["2.4", "4.58", "8.73", "16.64", "31.73", "60.5"]
 TRANSFORMS = ("g_a", "g_s", "log_gain", "log_inv_gain", "lambdas")
 
@@ -54,8 +55,8 @@ def shipped(tmp_path_factory) -> dict[str, Path]:
     assert done.returncode == 0, done.stderr
     assert compress_cli("export", base_run, "-o", weights / "tiny").returncode == 0
     done = compress_cli("train", "--data", photos, "--run", variant_run, "--crop", "192", "--steps", "2", *TINY,
-                        "--init", weights / "tiny", "--model-distortion", "ms-ssim", "--model-train-only", "transforms",
-                        "--model-lambdas", *MS_SSIM_LAMBDAS)
+                        "--init", weights / "tiny", "--distortion", "ms-ssim", "--train-only", "transforms",
+                        "--lambdas", *MS_SSIM_LAMBDAS)
     assert done.returncode == 0, done.stderr
     done = compress_cli("export", variant_run, "-o", weights / "tiny_msssim", "--base", weights / "tiny")
     assert done.returncode == 0, done.stderr
@@ -150,12 +151,12 @@ def test_decoding_finds_the_shipped_codec_that_wrote_the_file(tmp_path, shipped,
         codec = Codec.load(name)
         src = tmp_path / f"{name}.enso"
         src.write_bytes(codec.encode(x, 0.7))
-        decode_files([src], tmp_path / f"{name}.png", None, False)
+        decode_files([src], tmp_path / f"{name}.png")
         from shared.data.images import load_image
 
         assert torch.equal(load_image(tmp_path / f"{name}.png", "RGB"), codec.decode(src.read_bytes()))
     with pytest.raises(UserError, match="without --model"):  # the base's weights, asked for by name, refuse the variant's file
-        decode_files([tmp_path / "tiny_msssim.enso"], tmp_path / "wrong.png", "tiny", False)
+        decode_files([tmp_path / "tiny_msssim.enso"], tmp_path / "wrong.png", DecodeOptions(model="tiny"))
     assert not (tmp_path / "wrong.png").exists()
 
 

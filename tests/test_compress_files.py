@@ -46,7 +46,7 @@ def test_encode_refuses_an_image_name_for_its_output(tmp_path):
 @pytest.mark.parametrize("bpp", ["nan", "inf", "0", "-1"])
 def test_target_bpp_must_be_a_positive_number(tmp_path, bpp):
     save_image(photo(), tmp_path / "p.png")
-    with pytest.raises(UserError, match="--target-bpp"):
+    with pytest.raises(UserError, match="target_bpp must be a positive number"):
         main(["encode", str(tmp_path / "p.png"), "-o", str(tmp_path / "p.enso"), "--target-bpp", bpp])
     assert not (tmp_path / "p.enso").exists()
 
@@ -92,3 +92,40 @@ def test_a_file_from_unshipped_weights_stops_a_folder_before_any_output(tmp_path
     with pytest.raises(UserError, match="b.enso was written by codec 'not_shipped'"):
         main(["decode", str(enc), "-o", str(tmp_path / "out")])
     assert not (tmp_path / "out" / "a.png").exists()
+
+
+def test_quality_and_target_bpp_together_are_refused_before_any_work(tmp_path):
+    save_image(photo(), tmp_path / "p.png")
+    with pytest.raises(UserError, match="quality or target_bpp, not both"):
+        main(["encode", str(tmp_path / "p.png"), "-o", str(tmp_path / "p.enso"), "--quality", "0.5", "--target-bpp", "0.3"])
+    assert not (tmp_path / "p.enso").exists()
+
+
+def test_threads_sets_torch_threads_and_a_negative_count_is_refused(tmp_path):
+    save_image(photo(), tmp_path / "p.png")
+    before = torch.get_num_threads()
+    try:
+        assert main(["encode", str(tmp_path / "p.png"), "-o", str(tmp_path / "p.enso"), "--threads", "2"]) == 0
+        assert torch.get_num_threads() == 2
+        assert main(["decode", str(tmp_path / "p.enso"), "-o", str(tmp_path / "p_back.png"), "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(UserError, match="threads must be 0"):
+        main(["decode", str(tmp_path / "p.enso"), "-o", str(tmp_path / "q.png"), "--threads", "-1"])
+    assert not (tmp_path / "q.png").exists()
+
+
+def test_every_command_that_computes_takes_threads_and_model_options_drop_their_prefix():
+    from compress.cli import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    for name in ("encode", "decode", "demo", "eval", "export", "import-compressai", "train"):
+        assert "--threads" in commands[name].format_help(), name
+    for name in ("encode", "decode"):
+        assert "runs on the CPU" in commands[name].format_help()
+    train = ["train", "--data", "d", "--run", "r"]
+    assert parser.parse_args([*train, "--N", "16", "--lambdas", "0.1", "0.2"]).N == 16
+    old = parser.parse_args([*train, "--model-N", "16", "--model-train-only", "context"])  # the old spelling, hidden
+    assert old.N == 16 and old.train_only == "context" and "--model-N" not in commands["train"].format_help()

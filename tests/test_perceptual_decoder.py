@@ -142,7 +142,7 @@ def test_cli_decode_errors_are_one_line_and_write_nothing(tmp_path, capsys, ship
     enso.write_bytes(shipped.encode(image(), 0.3))
     out = tmp_path / "x.png"
     shipped_perceptual = Path(__file__).parents[1] / "compress" / "weights" / "mean_scale_cc_perceptual"
-    cases = [(["--realism", "1.5"], "outside [0, 1]"), (["--decoder", str(tmp_path / "nowhere")], "no codec")]
+    cases = [(["--realism", "1.5"], "realism must be in [0, 1]"), (["--decoder", str(tmp_path / "nowhere")], "no codec")]
     if not shipped_perceptual.exists():
         cases.append((["--decoder", "perceptual"], "has no perceptual decoder"))
     for flags, message in cases:

@@ -81,7 +81,20 @@ def test_unknown_codec_and_bad_quality_option_are_clear_errors():
     parser = add_eval_arguments(argparse.ArgumentParser())
     with pytest.raises(SystemExit):
         parser.parse_args(["-o", "x", "--quality", "jpeg:10,20"])
-    assert dict(parser.parse_args(["-o", "x", "--quality", "jpeg=10,20"]).quality) == {"jpeg": (10.0, 20.0)}
+    assert dict(parser.parse_args(["-o", "x", "--quality", "jpeg=10,20"]).qualities) == {"jpeg": (10.0, 20.0)}
+
+
+def test_eval_options_read_as_typed_and_bad_values_are_one_line():
+    from compress.options import EvalOptions, options_from_args
+
+    parser = add_eval_arguments(argparse.ArgumentParser())
+    ns = parser.parse_args(["-o", "x", "--codecs", "ours,jpeg", "avif", "--model", "a", "--model", "b/c", "--quality", "jpeg=10,20", "--threads", "0"])
+    options = options_from_args(EvalOptions, ns)
+    assert options.codecs == ("ours", "jpeg", "avif") and options.models == ("a", "b/c") and options.threads == 0
+    assert options.qualities == {"jpeg": (10.0, 20.0)} and EvalOptions().threads == 1  # single-threaded timings by default
+    for flags, message in ((["--limit", "0"], "limit must be at least 1"), (["--refine", "-2"], "refine takes"), (["--threads", "-1"], "threads must be 0")):
+        with pytest.raises(UserError, match=message):
+            options_from_args(EvalOptions, parser.parse_args(["-o", "x", *flags]))
 
 
 # --- Bjøntegaard deltas -----------------------------------------------------------------------------

@@ -44,13 +44,13 @@ class CodecConfig:
     decoder_input: Literal["round", "noise"] = field(
         default="round",
         metadata={"help": "what g_s sees in training: round(y - mean) + mean with a straight-through gradient (as when coding) "
-                          "or the rate term's sample (y + uniform noise under --model-rate-input noise)"},
+                          "or the rate term's sample (y + uniform noise under --rate-input noise)"},
     )
     rate_input: Literal["noise", "round", "annealed"] = field(
         default="noise",
         metadata={"help": "where the rate term evaluates the likelihoods in training: at y + uniform noise (CompressAI's proxy), "
                           "at y rounded as when coding with a straight-through gradient (the bits the file pays), or (annealed) "
-                          "at y relaxed to a Gumbel-softmax sample between its two grid points at temperature --model-anneal-tau "
+                          "at y relaxed to a Gumbel-softmax sample between its two grid points at temperature --anneal-tau "
                           "(as compress encode --refine optimises a latent; for fine-tuning a trained codec)"},
     )
     anneal_tau: float = field(default=0.3, metadata={"help": "temperature of rate_input=annealed (towards 0: rounding)"})
