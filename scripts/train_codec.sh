@@ -9,7 +9,7 @@
 # in a third, resumed at 21,000 with --steps 30000, at 23,300 with --steps 36000 (2.7e-4 linearly to 0 at
 # 36,000) and at 36,000 with --steps 42000 (1.1e-4 to 0); one thread, 2 h 0 min for these 21,000 steps.
 # In a fourth, resumed at 42,425 (a checkpoint past the step-42,000 weights of the third) on 256×256
-# crops with the decoder fed rounded latents (--model-decoder-input round, now the default) and
+# crops with the decoder fed rounded latents (--decoder-input round, now the default) and
 # --steps 52500 (1.47e-4), at 43,500 with --steps 51000 and at 43,600 with --steps 50000 (9.8e-5
 # linearly to 0 at 50,000), each shortening only to finish within the session; two threads,
 # --crop 256 --threads 2 after --resume, 1 h 48 min for these 7,575 steps (6 h 17 min in all).
@@ -27,7 +27,7 @@
 # these 9,000 steps (13 h 25 min in all). Those step-94,000 weights (in git at fd3147c) were then
 # fine-tuned in a later session with g_a, g_s and the gains trained alone on the rate at annealed
 # latents (the hyperprior and entropy models kept, so the MS-SSIM variant still fits):
-#   scripts/train_codec.sh RUN --init mean_scale --model-train-only transforms --model-rate-input annealed \
+#   scripts/train_codec.sh RUN --init mean_scale --train-only transforms --rate-input annealed \
 #     --crop 256 --threads 2 --steps 9000 --lr 3e-5 --decay-start 0.3
 # (--init the step-94,000 weights), resumed at 1,325 with the same flags and --steps 5600 (3e-5 to
 # 1,680, then linearly to 0 at 5,600) to finish within the session;

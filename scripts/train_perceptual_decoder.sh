@@ -13,5 +13,5 @@ photos="${ENSO_DATA:-./data}/train_photos/bsds500"
 resume=(); [ -f "$run/checkpoint.pt" ] && resume=(--resume)
 compress train --data "$photos/train" --data "$photos/val" --run "$run" "${resume[@]}" \
   --model mean_scale_cc_perceptual --init mean_scale_cc --crop 128 --batch-size 4 --lr 1e-4 --lr-schedule constant \
-  --model-pixel-weight 150 --model-lpips-weight 1 --model-gan-weight 0.1 --model-disc-start 200 \
+  --pixel-weight 150 --lpips-weight 1 --gan-weight 0.1 --disc-start 200 \
   --steps 20000 --ckpt-every 100 --log-every 25 --threads 1 --no-progress "$@"
