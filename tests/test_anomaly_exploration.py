@@ -26,7 +26,6 @@ from shared.trainer import TrainConfig, Trainer, seed_everything
 from shared.uses.anomaly import Anomaly, AnomalyConfig
 from shared.uses.exploration import (
     Exploration,
-    ExplorationConfig,
     GridWorld,
     action_values,
     curious_episode,
@@ -156,8 +155,9 @@ def test_one_class_digits_auc_after_short_training():
 
 
 def _tiny_anomaly(**kw) -> AnomalyConfig:
+    """A small anomaly config; its keys are flag names (window etc. land in the sequence AE's config)."""
     base = dict(every_digit=False, normal_digit=1, window=24, latent_dim=4, hidden=8, series_length=600, series_period=20)
-    return AnomalyConfig(**(base | kw))
+    return Anomaly().config(**(base | kw))
 
 
 def test_anomaly_use_end_to_end(tmp_path):
@@ -172,7 +172,7 @@ def test_anomaly_use_end_to_end(tmp_path):
     assert use.plot(cfg, tmp_path).stat().st_size > 10_000
     with pytest.raises(UserError, match="--resume"):
         use.train(cfg, use.train_config(steps=15, batch_size=16, **FAST), tmp_path)
-    with pytest.raises(UserError, match="normal-digit"):
+    with pytest.raises(UserError, match="normal_digit"):
         use.train(_tiny_anomaly(normal_digit=12), use.train_config(steps=1, **FAST), tmp_path / "x")
 
 
@@ -219,7 +219,7 @@ def test_planning_on_a_reward_map_reaches_the_rewarding_cell():
 
 def test_curious_agent_visits_more_cells_than_random():
     env = GridWorld.rooms(2, 3)
-    cfg = ExplorationConfig(rooms=2, room=3, env_steps=150, hidden=64, latent_dim=8, buffer=200)
+    cfg = Exploration().config(rooms=2, room=3, env_steps=150, hidden=64, latent_dim=8, buffer=200)
     train = Exploration().train_config(steps=450, batch_size=16, **FAST)
     curious = [curious_episode(env, cfg, train, s)[0].distinct[-1] for s in range(3)]
     random_ = [random_episode(env, cfg.env_steps, s).distinct[-1] for s in range(3)]
@@ -229,7 +229,7 @@ def test_curious_agent_visits_more_cells_than_random():
 def test_exploration_use_end_to_end_through_the_cli(tmp_path, capsys):
     args = ["--rooms", "2", "--room", "3", "--env-steps", "60", "--seeds", "2", "--buffer", "40", "--hidden", "16"]
     fast = ["--steps", "60", "--batch-size", "16", "--no-progress", "--precision", "fp32", "--device", "cpu"]
-    assert cli_main(["demo", "exploration", "-o", str(tmp_path), *args, *fast]) == 0
+    assert cli_main(["demo", "exploration", "-o", str(tmp_path / "exploration"), *args, *fast]) == 0
     numbers = json.loads((tmp_path / "exploration" / "numbers.json").read_text())
     visited = numbers["distinct_states_visited"]
     assert numbers["seeds"] == 2 and numbers["env_steps"] == 60 and numbers["gridworld"]["free_cells"] == 40
@@ -238,4 +238,4 @@ def test_exploration_use_end_to_end_through_the_cli(tmp_path, capsys):
     assert (tmp_path / "exploration" / "exploration.png").stat().st_size > 10_000
     assert "distinct cells" in capsys.readouterr().out
     with pytest.raises(UserError, match="--resume"):
-        cli_main(["train", "exploration", "-o", str(tmp_path), *args, *fast])
+        cli_main(["train", "exploration", "-o", str(tmp_path), *args, *fast])  # the old spelling of --run OUT/USE

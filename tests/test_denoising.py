@@ -128,7 +128,7 @@ def test_use_end_to_end_on_real_data(tmp_path, capsys):
         "--crop", "32", "--widths", "8", "16",
     ]
     train = ["--steps", "4", "--batch-size", "4", "--precision", "fp32", "--threads", "1", "--no-progress", "--log-every", "2"]
-    assert main(["demo", "denoising", "-o", str(out), *args, *train]) == 0
+    assert main(["demo", "denoising", "-o", str(out / "denoising"), *args, *train]) == 0
     numbers = json.loads((out / "denoising" / "numbers.json").read_text())
     assert numbers["test_images"] == 2
     psnr = numbers["mean_psnr_db"]

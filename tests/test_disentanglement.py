@@ -143,12 +143,12 @@ def test_disentanglement_use_trains_evaluates_and_plots(tmp_path):
     from shared.uses import get_use
 
     use = get_use("disentanglement")
-    cfg = use.config_cls(images=256, eval_images=200, widths=(8, 8, 8, 8), latent_dim=4, capacity=True, capacity_max=5.0)
+    cfg = use.config(images=256, eval_images=200, widths=(8, 8, 8, 8), latent_dim=4, capacity=True, capacity_max=5.0)
     train = use.train_config(steps=12, batch_size=16, progress=False, log_every=6, ckpt_every=100)
     use.train(cfg, train, tmp_path)
     numbers = json.loads(use.write_numbers(cfg, tmp_path).read_text())
     assert numbers["eval_images"] == 200 and numbers["factors"] == list(FACTOR_NAMES)
-    for run, beta in (("beta_vae", cfg.beta), ("vae", 1.0), ("beta_vae_capacity", None)):
+    for run, beta in (("beta_vae", cfg.model.beta), ("vae", 1.0), ("beta_vae_capacity", None)):
         r = numbers[run]
         assert 0.0 <= r["mig"] <= 1.0 and set(r["mig_per_factor"]) == set(FACTOR_NAMES)
         assert len(r["kl_per_latent_nats"]) == 4 and min(r["kl_per_latent_nats"]) >= 0

@@ -14,7 +14,8 @@ from shared.metrics import distribution
 from shared.metrics.spectrum import high_frequency_db, radial_power_spectrum
 from shared.models.vae import kl_per_example
 from shared.registry import build
-from shared.uses.sharpness import VARIANTS, SharpnessConfig, model_config
+from shared.uses import get_use
+from shared.uses.sharpness import VARIANTS, model_config
 
 
 @pytest.fixture
@@ -83,7 +84,9 @@ def _f(t: torch.Tensor) -> float:
 
 
 def test_the_variants_share_the_vae_and_differ_only_in_the_reconstruction_term(lpips_weights):
-    cfg = SharpnessConfig(crop=32, widths=(8, 16), latent_dim=8, disc_width=8, disc_layers=1, disc_start=0.5)
+    cfg = get_use("sharpness").config(crop=32, widths=(8, 16), latent_dim=8, disc_width=8, disc_layers=1, disc_start=0.5)
+    assert model_config(cfg, "lpips_gan", steps=10).disc_start == 5 and model_config(cfg, "mse", steps=10).input_shape == (3, 32, 32)
+    loss = cfg.model
     models = {}
     for v in VARIANTS:
         torch.manual_seed(0)
@@ -99,12 +102,12 @@ def test_the_variants_share_the_vae_and_differ_only_in_the_reconstruction_term(l
     torch.manual_seed(0)
     mu, logvar = mse.encode(x)
     x_hat = mse.decode(mu + torch.randn_like(mu) * (0.5 * logvar).exp())
-    expected = cfg.pixel_weight * torch.mean((x_hat - x) ** 2) + cfg.beta * kl_per_example(mu, logvar).mean()
+    expected = loss.pixel_weight * torch.mean((x_hat - x) ** 2) + loss.beta * kl_per_example(mu, logvar).mean()
     assert _f(out["loss"]) == pytest.approx(_f(expected), rel=1e-5) and "lpips" not in out
 
     # lpips: + LPIPS; lpips_gan: the same before the discriminator starts (step 5 of 10), + the GAN after
     lp_out, gan_before = _step(lp, x), _step(gan, x)
-    assert _f(lp_out["loss"]) == pytest.approx(_f(out["loss"]) + cfg.lpips_weight * _f(lp_out["lpips"]), rel=1e-5)
+    assert _f(lp_out["loss"]) == pytest.approx(_f(out["loss"]) + loss.lpips_weight * _f(lp_out["lpips"]), rel=1e-5)
     assert _f(gan_before["loss"]) == pytest.approx(_f(lp_out["loss"]), rel=1e-6) and "gan" not in gan_before
     assert _f(_step(gan, x, "discriminator")["loss"]) == 0.0
     gan.on_step_end(5)
@@ -140,7 +143,7 @@ def test_demo_end_to_end_on_tiny_photo_folders(tmp_path, lpips_weights, monkeypa
     monkeypatch.setattr(distribution, "inception_features", lambda *a, **k: real(*a, **k)[:, :64])
     train, test = _photo_folder(tmp_path / "train", 4, 48, 0), _photo_folder(tmp_path / "test", 2, 40, 1)
     out = tmp_path / "out"
-    args = ["demo", "sharpness", "-o", str(out), "--train-data", str(train), "--test-data", str(test), "--crop", "32",
+    args = ["demo", "sharpness", "-o", str(out / "sharpness"), "--train-data", str(train), "--test-data", str(test), "--crop", "32",
             "--widths", "8", "16", "--latent-dim", "8", "--disc-width", "8", "--disc-layers", "1", "--eval-crops", "4",
             "--figure-crops", "2", "--prior-samples", "4", "--steps", "4", "--batch-size", "2", "--no-progress"]
     assert main(args) == 0
@@ -159,12 +162,12 @@ def test_demo_end_to_end_on_tiny_photo_folders(tmp_path, lpips_weights, monkeypa
 
 
 def test_bad_options_are_one_line_errors(tmp_path, capsys, monkeypatch):
-    assert run_cli(main, ["demo", "sharpness", "-o", str(tmp_path / "o"), "--disc-start", "1.5"]) == 2
+    assert run_cli(main, ["demo", "sharpness", "-o", str(tmp_path / "o"), "--disc-start", "1.5"]) == 2 and not (tmp_path / "o").exists()
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "disc_start" in err
-    assert run_cli(main, ["train", "sharpness", "-o", str(tmp_path / "o"), "--train-data", str(tmp_path / "none")]) == 2
+    assert run_cli(main, ["train", "sharpness", "--run", str(tmp_path / "o"), "--train-data", str(tmp_path / "none")]) == 2
     assert "does not exist" in capsys.readouterr().err
     monkeypatch.setenv("ENSO_ALEXNET_WEIGHTS", str(tmp_path / "missing.safetensors"))
     train = _photo_folder(tmp_path / "train", 2, 40, 0)
-    assert run_cli(main, ["train", "sharpness", "-o", str(tmp_path / "o"), "--train-data", str(train)]) == 2
-    assert "LPIPS backbone" in capsys.readouterr().err and not (tmp_path / "o" / "sharpness" / "runs").exists()
+    assert run_cli(main, ["train", "sharpness", "--run", str(tmp_path / "o"), "--train-data", str(train)]) == 2
+    assert "LPIPS backbone" in capsys.readouterr().err and not (tmp_path / "o").exists()  # not even use_config.json

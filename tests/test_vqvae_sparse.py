@@ -177,7 +177,7 @@ def get_use(name: str):
 
 def test_tokenisation_use_end_to_end(tmp_path):
     use = get_use("tokenisation")
-    cfg = use.config_cls(image_size=16, widths=(8, 16), codebook_size=16, code_dim=4, show=3)
+    cfg = use.config(image_size=16, widths=(8, 16), codebook_size=16, code_dim=4, show=3)
     use.train(cfg, use.train_config(steps=20, progress=False), tmp_path)
     numbers = json.loads(use.write_numbers(cfg, tmp_path).read_text())
     assert numbers["index_map_shape"] == [4, 4]
@@ -191,7 +191,7 @@ def test_tokenisation_use_end_to_end(tmp_path):
 
 def test_representation_use_end_to_end(tmp_path):
     use = get_use("representation")
-    cfg = use.config_cls(latent_dim=32, k=4, atoms=9)
+    cfg = use.config(latent_dim=32, k=4, atoms=9)
     use.train(cfg, use.train_config(steps=20, progress=False), tmp_path)
     numbers = json.loads(use.write_numbers(cfg, tmp_path).read_text())
     assert numbers["topk"]["mean_l0"] <= 4.0

@@ -1,8 +1,9 @@
 """What the autoencoders are for: one module per use, each trainable, measurable and plottable.
 
-A use is a :class:`Use`: ``train`` fits its model(s) through the shared :class:`~shared.trainer.Trainer`
-into ``OUT/<use>/runs/``, ``evaluate`` writes ``OUT/<use>/numbers.json``, ``plot`` writes
-``OUT/<use>/<use>.png``. The ``ae`` command exposes them as ``ae train|eval|plot|demo USE``.
+A use is a :class:`Use` working in one folder, its run: ``train`` fits its model(s) through the shared
+:class:`~shared.trainer.Trainer` into ``RUN/runs/``, ``evaluate`` writes ``RUN/numbers.json``, ``plot``
+writes ``RUN/<use>.png``. The ``ae`` command exposes them as ``ae train|eval|plot USE --run RUN`` and
+``ae demo USE -o RUN``.
 Importing this package imports every module in it, which registers each use.
 """
 import importlib

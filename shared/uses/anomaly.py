@@ -14,10 +14,11 @@ each series with its anomaly windows shaded and the point score underneath.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,6 +38,8 @@ from ..data.series import (
 )
 from ..errors import UserError
 from ..metrics.detection import roc_auc
+from ..models.ae import AEConfig
+from ..models.sequence import SequenceAEConfig
 from ..paths import data_root
 from .base import Use, load_run, register_use, train_model
 
@@ -45,11 +48,13 @@ from .base import Use, load_run, register_use, train_model
 class AnomalyConfig:
     normal_digit: int = field(default=0, metadata={"help": "the digit class the AE learns as normal"})
     every_digit: bool = field(default=True, metadata={"help": "also train one AE per other digit and report each digit's AUC as normal class"})
-    digits_latent_dim: int = 8
-    encoder: Literal["gru", "tcn"] = field(default="tcn", metadata={"help": "the sequence AE's encoder"})
-    window: int = field(default=96, metadata={"help": "time steps per window"})
-    latent_dim: int = field(default=8, metadata={"help": "the sequence AE's latent size"})
-    hidden: int = 32
+    digits_latent_dim: int = field(default=8, metadata={"help": "the digits AE's latent size (its other fields: the plain AE's defaults)"})
+    #: the sequence AE of the series (features: the series')
+    series_model: SequenceAEConfig = field(default_factory=lambda: SequenceAEConfig(window=96), metadata={"derived": ("features",), "helps": {
+        "encoder": "the sequence AE's encoder",
+        "window": "time steps per window",
+        "latent_dim": "the sequence AE's latent size",
+    }})
     train_fraction: float = field(default=0.5, metadata={"help": "train on (clean windows of) this first part of each series, evaluate on the rest"})
     series_length: int = field(default=4000, metadata={"help": "length of the generated series"})
     series_period: int = field(default=50, metadata={"help": "season of the generated series, in steps"})
@@ -76,7 +81,7 @@ def _series(cfg: AnomalyConfig, kind: str, nab_name: str | None = None) -> Serie
     if kind == "synthetic":
         return synthetic_series(cfg.series_length, cfg.series_period, seed=cfg.series_seed)
     if cfg.nab_downsample < 1:
-        raise UserError(f"--nab-downsample must be at least 1, not {cfg.nab_downsample}")
+        raise UserError(f"nab_downsample must be at least 1, not {cfg.nab_downsample}")
     return downsample(load_nab(nab_name or "", cfg.nab_dir or None), cfg.nab_downsample)
 
 
@@ -97,7 +102,7 @@ def prepare(series: Series, window: int, train_fraction: float) -> Prepared:
     """Windows of ``series`` standardised by its training part; train windows lie before the split and
     touch no labelled anomaly."""
     if not 0.0 < train_fraction < 1.0:
-        raise UserError(f"--train-fraction must lie strictly between 0 and 1, not {train_fraction}")
+        raise UserError(f"train_fraction must lie strictly between 0 and 1, not {train_fraction}")
     split = int(train_fraction * len(series))
     z = standardise(series.values, split)
     windows, starts = sliding_windows(z, window)
@@ -127,55 +132,55 @@ class Anomaly(Use):
 
     def _digits(self, cfg: AnomalyConfig) -> list[int]:
         if not 0 <= cfg.normal_digit <= 9:
-            raise UserError(f"--normal-digit must be a digit 0-9, not {cfg.normal_digit}")
+            raise UserError(f"normal_digit must be a digit 0-9, not {cfg.normal_digit}")
         return [cfg.normal_digit] + ([d for d in range(10) if d != cfg.normal_digit] if cfg.every_digit else [])
 
-    def train(self, cfg: AnomalyConfig, train, out: Path, resume: bool = False) -> None:
-        runs = self.folder(out) / "runs"
+    def train(self, cfg: AnomalyConfig, train, run: Path, resume: bool = False) -> None:
+        runs = Path(run) / "runs"
         digits = self._digits(cfg)
         nab = _nab_name(cfg)
         series = {kind: self._training_series(cfg, kind, nab, train.batch_size) for kind in SERIES_KINDS if kind != "nab" or nab}
         x, y = load_digits("train")  # the fixed split of seed 0, as evaluate uses
-        digit_cfg = {"input_shape": (1, 8, 8), "widths": (32, 64), "latent_dim": cfg.digits_latent_dim, "recon": "bce"}
+        digit_cfg = AEConfig(input_shape=tuple(x.shape[1:]), latent_dim=cfg.digits_latent_dim)
         for d in digits:
             train_model("ae", digit_cfg, TensorItems(x[y == d]), train, runs / f"digit_{d}", resume, {"data": "digits", "normal_digit": d})
         for kind, p in series.items():
-            mc = {"window": cfg.window, "features": p.windows.shape[2], "latent_dim": cfg.latent_dim, "hidden": cfg.hidden, "encoder": cfg.encoder}
+            mc = dataclasses.replace(cfg.series_model, features=p.windows.shape[2])
             extra = {"data": kind, "series": p.series.name, "train_windows": int(p.train.sum())}
             train_model("sequence_ae", mc, TensorItems(p.windows[torch.from_numpy(p.train)]), train, runs / f"series_{kind}", resume, extra)
 
     @staticmethod
     def _training_series(cfg: AnomalyConfig, kind: str, nab: str | None, batch_size: int) -> Prepared:
         """The series of ``kind`` cut into windows, checked before any training starts."""
-        p = prepare(_series(cfg, kind, nab), cfg.window, cfg.train_fraction)
+        p = prepare(_series(cfg, kind, nab), cfg.series_model.window, cfg.train_fraction)
         held_out = p.series.labels[p.split :]
         if held_out.all() or not held_out.any():
             what = "only" if held_out.any() else "no"
             raise UserError(
                 f"series {p.series.name} has {what} labelled anomalies after its training part, so no AUC can be computed; "
-                "change --train-fraction or choose another series"
+                "change train_fraction or choose another series"
             )
         if p.train.sum() < batch_size:
             raise UserError(
                 f"series {p.series.name} leaves {int(p.train.sum())} clean training windows, fewer than a batch; "
-                "raise --train-fraction or lower --window/--batch-size"
+                "raise train_fraction or lower window/batch_size"
             )
         return p
 
-    def _trained_series(self, cfg: AnomalyConfig, out: Path) -> list[tuple[str, Any, Prepared]]:
-        """(kind, model, prepared series) for each series run in OUT/anomaly/runs."""
+    def _trained_series(self, cfg: AnomalyConfig, run: Path) -> list[tuple[str, Any, Prepared]]:
+        """(kind, model, prepared series) for each series run in ``run/runs``."""
         result = []
         for kind in SERIES_KINDS:
-            run = self.folder(out) / "runs" / f"series_{kind}"
-            if kind == "nab" and not run.is_dir():
+            folder = Path(run) / "runs" / f"series_{kind}"
+            if kind == "nab" and not folder.is_dir():
                 continue
-            model = load_run(run)
-            name = json.loads((run / "config.json").read_text()).get("series")
-            result.append((kind, model, prepare(_series(cfg, kind, name), cfg.window, cfg.train_fraction)))
+            model = load_run(folder)
+            name = json.loads((folder / "config.json").read_text()).get("series")
+            result.append((kind, model, prepare(_series(cfg, kind, name), cfg.series_model.window, cfg.train_fraction)))
         return result
 
-    def evaluate(self, cfg: AnomalyConfig, out: Path) -> dict[str, Any]:
-        runs = self.folder(out) / "runs"
+    def evaluate(self, cfg: AnomalyConfig, run: Path) -> dict[str, Any]:
+        runs = Path(run) / "runs"
         xte, yte = load_digits("test")
         per_digit = {}
         for d in self._digits(cfg):
@@ -189,7 +194,7 @@ class Anomaly(Use):
             digits["roc_auc_per_normal_digit"] = {str(d): per_digit[str(d)] for d in range(10)}
             digits["roc_auc_mean"] = float(np.mean(list(per_digit.values())))
         series = {}
-        for kind, model, p in self._trained_series(cfg, out):
+        for kind, model, p in self._trained_series(cfg, run):
             w_score, pt_score = point_scores(model, p.windows, p.starts, len(p.series))
             test_pt = np.arange(len(p.series)) >= p.split
             test_w = p.starts >= p.split
@@ -197,7 +202,7 @@ class Anomaly(Use):
                 "series": p.series.name,
                 "length": len(p.series),
                 "computed_on": f"the held-out part, steps {p.split}..{len(p.series) - 1}; training used {int(p.train.sum())} clean windows before it",
-                "window": cfg.window,
+                "window": cfg.series_model.window,
                 "downsample": cfg.nab_downsample if kind == "nab" else 1,
                 "point_roc_auc": roc_auc(pt_score[test_pt], p.series.labels[test_pt]),
                 "window_roc_auc": roc_auc(w_score[test_w], p.labels[test_w]),
@@ -209,7 +214,7 @@ class Anomaly(Use):
             }
         return {"digits": digits, "series": series}
 
-    def plot(self, cfg: AnomalyConfig, out: Path) -> Path:
+    def plot(self, cfg: AnomalyConfig, run: Path) -> Path:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -217,12 +222,12 @@ class Anomaly(Use):
 
         from ..plotting import save_figure
 
-        runs = self.folder(out) / "runs"
+        runs = Path(run) / "runs"
         xte, yte = load_digits("test")
         digits = self._digits(cfg)
         s = digit_scores(load_run(runs / f"digit_{cfg.normal_digit}"), xte)
         normal = (yte == cfg.normal_digit).numpy()
-        trained = self._trained_series(cfg, out)
+        trained = self._trained_series(cfg, run)
         fig = plt.figure(figsize=(13, 3.2 + 3.2 * len(trained)))
         gs = fig.add_gridspec(1 + len(trained), 2, height_ratios=[1.0] + [1.15] * len(trained))
         ax = fig.add_subplot(gs[0, 0])
@@ -266,4 +271,4 @@ class Anomaly(Use):
             bottom.set_yscale("log")
             bottom.set_ylabel("error per step")
             bottom.set_xlabel("time step" + (f" (NAB steps averaged by {cfg.nab_downsample})" if kind == "nab" and cfg.nab_downsample > 1 else ""))
-        return save_figure(fig, self.folder(out) / f"{self.name}.png")
+        return save_figure(fig, self.figure_path(run))

@@ -11,6 +11,7 @@ and the MIG of each in the title.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,7 +23,11 @@ from ..data.sprites import FACTOR_NAMES, Sprites, num_combinations, render, samp
 from ..errors import UserError
 from ..metrics.disentanglement import mig
 from ..models.ae import reconstruction_loss
-from .base import Use, load_run, register_use, run_summary, train_model
+from ..models.vae import BetaVAEConfig, VAEConfig
+from .base import Use, config_as, load_run, register_use, run_summary, train_model
+
+#: what switches a capacity off: the VAE's own defaults, as the β-VAE and the plain VAE train
+NO_CAPACITY = {"capacity_max": 0.0, "capacity_steps": VAEConfig.capacity_steps, "gamma": VAEConfig.gamma}
 
 
 @dataclass
@@ -30,13 +35,18 @@ class DisentanglementConfig:
     images: int = field(default=20000, metadata={"help": "training sprites (distinct factor combinations)"})
     eval_images: int = field(default=5000, metadata={"help": "held-out sprites MIG and the KLs are measured on"})
     data_seed: int = field(default=0, metadata={"help": "seed of the sprite sample"})
-    latent_dim: int = 10
-    widths: tuple[int, ...] = field(default=(32, 32, 64, 64), metadata={"help": "conv channels per downsampling (both models)"})
-    beta: float = field(default=8.0, metadata={"help": "KL weight of the β-VAE (the plain VAE has 1)"})
+    #: every model's architecture, the β-VAE's β and the capacity-annealed β-VAE's capacity
+    model: BetaVAEConfig = field(
+        default_factory=lambda: BetaVAEConfig(beta=8.0, capacity_max=25.0, capacity_steps=0),
+        metadata={"derived": ("input_shape",), "helps": {
+            "widths": "conv channels per downsampling (both models)",
+            "beta": "KL weight of the β-VAE (the plain VAE has 1)",
+            "capacity_max": "KL capacity in nats reached at the end of annealing (with --capacity)",
+            "capacity_steps": "steps to anneal the capacity over (0: all training steps)",
+            "gamma": "weight of |KL - C| in the capacity-annealed β-VAE",
+        }},
+    )
     capacity: bool = field(default=False, metadata={"help": "also train a capacity-annealed β-VAE (a third model: 1.5× the time)"})
-    capacity_max: float = field(default=25.0, metadata={"help": "KL capacity in nats reached at the end of annealing"})
-    capacity_steps: int = field(default=0, metadata={"help": "steps to anneal the capacity over (0: all training steps)"})
-    gamma: float = field(default=100.0, metadata={"help": "weight of |KL - C| in the capacity-annealed β-VAE"})
     bins: int = field(default=20, metadata={"help": "histogram bins per latent for MIG's mutual information"})
     traversal_columns: int = field(default=9, metadata={"help": "values from -3 to 3 per latent in the traversal figure"})
 
@@ -45,19 +55,20 @@ def _sprites(cfg: DisentanglementConfig, split: Literal["train", "held_out"]) ->
     """The training or held-out sprites: disjoint slices of one permutation of the factor grid."""
     total = num_combinations()
     if cfg.images < 1 or cfg.eval_images < 2 or cfg.images + cfg.eval_images > total:
-        raise UserError(f"--images (at least 1) plus --eval-images (at least 2) must not exceed the {total} sprite factor combinations")
+        raise UserError(f"images (at least 1) plus eval_images (at least 2) must not exceed the {total} sprite factor combinations")
     factors = sample_factors(cfg.images + cfg.eval_images, cfg.data_seed)
     factors = factors[: cfg.images] if split == "train" else factors[cfg.images :]
     return Sprites(render(factors), factors)
 
 
-def _model_configs(cfg: DisentanglementConfig, steps: int) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Run name → (registered model, config) of every model this config trains."""
-    base = {"input_shape": (1, 64, 64), "widths": tuple(cfg.widths), "latent_dim": cfg.latent_dim, "recon": "bce"}
-    runs = {"beta_vae": ("beta_vae", base | {"beta": cfg.beta}), "vae": ("vae", base | {"beta": 1.0})}
+def model_configs(cfg: DisentanglementConfig, steps: int) -> dict[str, tuple[str, Any]]:
+    """Run name → (registered model, config) of every model this config trains for ``steps`` steps:
+    the β-VAE, the plain VAE (β = 1) and, with ``capacity``, the capacity-annealed β-VAE."""
+    model = dataclasses.replace(cfg.model, input_shape=(1, 64, 64))
+    beta = dataclasses.replace(model, **NO_CAPACITY)
+    runs = {"beta_vae": ("beta_vae", beta), "vae": ("vae", config_as("vae", beta, beta=1.0))}
     if cfg.capacity:
-        annealed = {"capacity_max": cfg.capacity_max, "capacity_steps": cfg.capacity_steps or steps, "gamma": cfg.gamma}
-        runs["beta_vae_capacity"] = ("beta_vae", base | annealed)
+        runs["beta_vae_capacity"] = ("beta_vae", dataclasses.replace(model, capacity_steps=model.capacity_steps or steps))
     return runs
 
 
@@ -89,36 +100,36 @@ class Disentanglement(Use):
     config_cls = DisentanglementConfig
     default_train = {"steps": 1500, "batch_size": 64, "lr": 1e-3}
 
-    def train(self, cfg: DisentanglementConfig, train, out: Path, resume: bool = False) -> None:
+    def train(self, cfg: DisentanglementConfig, train, run: Path, resume: bool = False) -> None:
         sprites = _sprites(cfg, "train")
         data = TensorItems(sprites.images)
-        runs = self.folder(out) / "runs"
-        for run, (model, mc) in _model_configs(cfg, train.steps).items():
-            train_model(model, mc, data, train, runs / run, resume, {"data": "sprites", "images": cfg.images})
+        runs = Path(run) / "runs"
+        for name, (model, mc) in model_configs(cfg, train.steps).items():
+            train_model(model, mc, data, train, runs / name, resume, {"data": "sprites", "images": cfg.images})
 
-    def evaluate(self, cfg: DisentanglementConfig, out: Path) -> dict[str, Any]:
+    def evaluate(self, cfg: DisentanglementConfig, run: Path) -> dict[str, Any]:
         held = _sprites(cfg, "held_out")
-        runs = self.folder(out) / "runs"
+        runs = Path(run) / "runs"
         numbers: dict[str, Any] = {"eval_images": len(held), "factors": list(FACTOR_NAMES)}
-        for run in _model_configs(cfg, 0):
-            model = load_run(runs / run)
+        for name in model_configs(cfg, 0):
+            model = load_run(runs / name)
             mu, logvar, bce = _encode(model, held.images, with_bce=True)
             kl = kl_per_latent(mu, logvar)
             score = mig(mu, held.factors, cfg.bins)
-            numbers[run] = {
+            numbers[name] = {
                 "mig": score.mig,
                 "mig_per_factor": dict(zip(FACTOR_NAMES, score.gaps.round(4).tolist())),
                 "top_latent_per_factor": dict(zip(FACTOR_NAMES, score.top_latent.tolist())),
                 "kl_per_latent_nats": kl.round(decimals=4).tolist(),
                 "kl_nats": float(kl.sum()),
                 "recon_bce_nats": bce,
-                "training": run_summary(runs / run),
+                "training": run_summary(runs / name),
                 "beta": model.config.beta if model.config.capacity_max <= 0 else None,
                 "capacity_max": model.config.capacity_max or None,
             }
         return numbers
 
-    def plot(self, cfg: DisentanglementConfig, out: Path) -> Path:
+    def plot(self, cfg: DisentanglementConfig, run: Path) -> Path:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -127,13 +138,13 @@ class Disentanglement(Use):
         from ..plotting import image_grid, save_figure
 
         held = _sprites(cfg, "held_out")
-        runs = self.folder(out) / "runs"
-        names = list(_model_configs(cfg, 0))
-        models = {run: load_run(runs / run) for run in names}
+        runs = Path(run) / "runs"
+        names = list(model_configs(cfg, 0))
+        models = {name: load_run(runs / name) for name in names}
         stats = {}
-        for run, model in models.items():
+        for name, model in models.items():
             mu, logvar, _ = _encode(model, held.images)
-            stats[run] = (kl_per_latent(mu, logvar), mig(mu, held.factors, cfg.bins))
+            stats[name] = (kl_per_latent(mu, logvar), mig(mu, held.factors, cfg.bins))
         beta = models["beta_vae"]
         kl, score = stats["beta_vae"]
         # each used latent's best-known factor: its mutual information over the factor's entropy
@@ -170,12 +181,12 @@ class Disentanglement(Use):
         ax.axis("off")
         ax = fig.add_subplot(grid[1, 1])
         width = 0.8 / len(names)
-        for i, run in enumerate(names):
-            sorted_kl = torch.sort(stats[run][0], descending=True).values
-            ax.bar(torch.arange(len(sorted_kl)) + (i - (len(names) - 1) / 2) * width, sorted_kl, width, label=run)
+        for i, name in enumerate(names):
+            sorted_kl = torch.sort(stats[name][0], descending=True).values
+            ax.bar(torch.arange(len(sorted_kl)) + (i - (len(names) - 1) / 2) * width, sorted_kl, width, label=name)
         ax.set_xlabel("latent rank by KL (each model sorted)")
         ax.set_ylabel("KL per latent (nats, held-out mean)")
         ax.legend(fontsize=8)
-        title = ", ".join(f"{run} {stats[run][1].mig:.3f}" for run in names)
+        title = ", ".join(f"{name} {stats[name][1].mig:.3f}" for name in names)
         fig.suptitle(f"MIG on {len(held)} held-out sprites: {title}")
-        return save_figure(fig, self.folder(out) / f"{self.name}.png")
+        return save_figure(fig, self.figure_path(run))

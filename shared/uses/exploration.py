@@ -31,6 +31,7 @@ import torch
 
 from ..data import TensorItems
 from ..errors import UserError
+from ..models.ae import AEConfig
 from ..registry import build
 from ..trainer import TrainConfig, Trainer, seed_everything
 from .base import Use, register_use
@@ -101,8 +102,9 @@ class ExplorationConfig:
     buffer: int = field(default=1000, metadata={"help": "the replay buffer holds the last this many visited cells"})
     horizon: int = field(default=20, metadata={"help": "moves the agent plans ahead on the AE's error map (1: one-step lookahead)"})
     gamma: float = field(default=0.9, metadata={"help": "discount of intrinsic reward over the planning horizon"})
-    latent_dim: int = 16
-    hidden: int = 128
+    #: the curious agent's AE, an MLP on the one-hot cell (input_shape: the grid's cells; widths: one layer of hidden)
+    model: AEConfig = field(default_factory=AEConfig, metadata={"derived": ("input_shape", "widths")})
+    hidden: int = field(default=128, metadata={"help": "the AE's hidden layer size"})
 
 
 @dataclass
@@ -156,6 +158,11 @@ def action_values(nxt: np.ndarray, reward: np.ndarray, horizon: int, gamma: floa
     return reward[nxt] + gamma * value[nxt]
 
 
+def model_config(cfg: ExplorationConfig, env: GridWorld) -> AEConfig:
+    """The curious agent's AE: ``cfg.model`` on one-hot cells of ``env``, one hidden layer of ``hidden``."""
+    return dataclasses.replace(cfg.model, input_shape=(env.cells,), widths=(cfg.hidden,))
+
+
 def curious_episode(env: GridWorld, cfg: ExplorationConfig, train: TrainConfig, seed: int, snapshot: int | None = None) -> tuple[Episode, np.ndarray]:
     """The curious agent for ``cfg.env_steps`` moves; returns its episode and the AE's error map
     (side, side) as it stood at move ``snapshot`` (None: at the end).
@@ -163,11 +170,11 @@ def curious_episode(env: GridWorld, cfg: ExplorationConfig, train: TrainConfig, 
     Every ``train_every`` moves the AE is fitted on the last ``buffer`` visited cells up to optimiser
     step ``steps · t / env_steps``, and the action values are replanned on its new error map."""
     if cfg.train_every < 1 or cfg.horizon < 1 or cfg.buffer < train.batch_size:
-        raise UserError(f"--train-every and --horizon must be >= 1 and --buffer ({cfg.buffer}) at least one batch ({train.batch_size})")
+        raise UserError(f"train_every and horizon must be >= 1 and buffer ({cfg.buffer}) at least one batch ({train.batch_size})")
     rng = np.random.default_rng(seed)
     tc = dataclasses.replace(train, seed=seed, progress=False)
     seed_everything(seed)
-    model = build("ae", {"input_shape": (env.cells,), "widths": (cfg.hidden,), "latent_dim": cfg.latent_dim, "recon": "bce"})
+    model = build("ae", model_config(cfg, env))
     trainer = Trainer(model, TensorItems(env.observe([env.start])), tc, run_dir=None)
     history: list[int] = []
     nxt = env.transitions()
@@ -206,17 +213,17 @@ class Exploration(Use):
     config_cls = ExplorationConfig
     default_train = {"steps": 2000, "batch_size": 32, "lr": 1e-2, "lr_schedule": "constant"}
 
-    def _results(self, out: Path) -> Path:
-        return self.folder(out) / "runs" / "episodes.npz"
+    def _results(self, run: Path) -> Path:
+        return Path(run) / "runs" / "episodes.npz"
 
-    def train(self, cfg: ExplorationConfig, train: TrainConfig, out: Path, resume: bool = False) -> None:
-        path = self._results(out)
+    def train(self, cfg: ExplorationConfig, train: TrainConfig, run: Path, resume: bool = False) -> None:
+        path = self._results(run)
         if path.exists() and not resume:
-            raise UserError(f"{path} already holds episodes; pass --resume to keep them or choose another -o")
+            raise UserError(f"{path} already holds episodes; pass --resume to keep them or choose another --run")
         if path.exists():
             return
         if cfg.seeds < 1 or cfg.env_steps < 1:
-            raise UserError("--seeds and --env-steps must be at least 1")
+            raise UserError("seeds and env_steps must be at least 1")
         env = GridWorld.rooms(cfg.rooms, cfg.room)
         curious, random_, errors = [], [], []
         for seed in range(cfg.seeds):
@@ -241,15 +248,15 @@ class Exploration(Use):
         )
         tmp.replace(path)
 
-    def _load(self, out: Path) -> dict[str, np.ndarray]:
-        path = self._results(out)
+    def _load(self, run: Path) -> dict[str, np.ndarray]:
+        path = self._results(run)
         if not path.is_file():
-            raise UserError(f"{path} does not exist; run 'ae train exploration' first (same -o)")
+            raise UserError(f"{path} does not exist; run 'ae train exploration' first (same --run)")
         with np.load(path) as f:
             return dict(f)
 
-    def evaluate(self, cfg: ExplorationConfig, out: Path) -> dict[str, Any]:
-        r = self._load(out)
+    def evaluate(self, cfg: ExplorationConfig, run: Path) -> dict[str, Any]:
+        r = self._load(run)
         moves = r["curious_distinct"].shape[1]
         early = sorted({max(1, moves // 4), max(1, moves // 2)})
         return {
@@ -262,7 +269,7 @@ class Exploration(Use):
             },
         }
 
-    def plot(self, cfg: ExplorationConfig, out: Path) -> Path:
+    def plot(self, cfg: ExplorationConfig, run: Path) -> Path:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -271,7 +278,7 @@ class Exploration(Use):
 
         from ..plotting import save_figure
 
-        r = self._load(out)
+        r = self._load(run)
         walls = r["walls"]
         fig, axes = plt.subplots(1, 4, figsize=(18, 4.6))
         vmax = max(r["curious_visits"][0].max(), r["random_visits"][0].max())
@@ -306,4 +313,4 @@ class Exploration(Use):
         ax.set_ylabel("distinct cells visited")
         ax.set_title("distinct cells vs moves (mean ± std)")
         ax.legend()
-        return save_figure(fig, self.folder(out) / f"{self.name}.png")
+        return save_figure(fig, self.figure_path(run))

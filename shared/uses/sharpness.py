@@ -20,6 +20,7 @@ Figure: originals and the three reconstructions side by side, and samples from e
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from ..metrics import distribution
 from ..metrics.image import psnr
 from ..metrics.perceptual import lpips_distance, lpips_model
 from ..metrics.spectrum import HIGH_BAND, high_frequency_db
-from ..models.vae import kl_per_example
+from ..models.vae import PerceptualVAEConfig, kl_per_example
 from ..paths import data_dir
 from .base import Use, load_run, register_use, run_summary, train_model
 
@@ -47,15 +48,21 @@ class SharpnessConfig:
     train_data: tuple[str, ...] = field(default=(), metadata={"help": "folders of training photos (default: $ENSO_DATA/train_photos/bsds500/train and val)"})
     test_data: str | None = field(default=None, metadata={"help": "folder of test photos (default: $ENSO_DATA/train_photos/bsds500/test)"})
     crop: int = field(default=64, metadata={"help": "crop size in pixels, training and test (divisible by 2^len(widths))"})
-    latent_dim: int = field(default=256, metadata={"help": "latent size, the same for every variant"})
-    widths: tuple[int, ...] = field(default=(32, 64, 128, 256), metadata={"help": "conv channels per stride-2 stage"})
-    beta: float = field(default=2e-5, metadata={"help": "weight of the KL (nats per crop), the same for every variant"})
-    pixel_weight: float = field(default=10.0, metadata={"help": "weight of the MSE (images in [0, 1]), the same for every variant"})
-    lpips_weight: float = field(default=1.0, metadata={"help": "weight of LPIPS in the lpips and lpips_gan variants"})
-    gan_weight: float = field(default=0.5, metadata={"help": "weight of the adversarial term in lpips_gan (times the adaptive weight)"})
+    #: the one VAE and loss of all three variants; each variant switches off the terms it does without
+    model: PerceptualVAEConfig = field(
+        default_factory=lambda: PerceptualVAEConfig(beta=2e-5, pixel_weight=10.0, gan_weight=0.5, disc_width=32, disc_layers=2),
+        metadata={"derived": ("input_shape", "disc_start"), "helps": {
+            "latent_dim": "latent size, the same for every variant",
+            "widths": "conv channels per stride-2 stage",
+            "beta": "weight of the KL (nats per crop), the same for every variant",
+            "pixel_weight": "weight of the pixel term (images in [0, 1]), the same for every variant",
+            "lpips_weight": "weight of LPIPS in the lpips and lpips_gan variants",
+            "gan_weight": "weight of the adversarial term in lpips_gan (times the adaptive weight)",
+            "disc_width": "PatchGAN width",
+            "disc_layers": "PatchGAN layers (2: 34x34 patches)",
+        }},
+    )
     disc_start: float = field(default=0.3, metadata={"help": "fraction of the steps after which lpips_gan's discriminator starts"})
-    disc_width: int = field(default=32, metadata={"help": "PatchGAN width"})
-    disc_layers: int = field(default=2, metadata={"help": "PatchGAN layers (2: 34x34 patches)"})
     eval_crops: int = field(default=2048, metadata={"help": "fixed test crops the numbers are computed on"})
     eval_seed: int = 0
     eval_batch: int = field(default=64, metadata={"help": "crops per batch in evaluation"})
@@ -67,8 +74,8 @@ class SharpnessConfig:
             raise ConfigError("eval_crops must be at least 2, eval_batch, figure_crops and prior_samples at least 1")
         if not 0 <= self.disc_start < 1:
             raise ConfigError(f"disc_start is a fraction of the steps in [0, 1), not {self.disc_start}")
-        if min(self.beta, self.pixel_weight, self.lpips_weight, self.gan_weight) < 0:
-            raise ConfigError("beta, pixel_weight, lpips_weight and gan_weight must be non-negative")
+        if self.model.beta < 0:  # the model checks its loss weights itself
+            raise ConfigError(f"beta must be non-negative, not {self.model.beta}")
 
 
 def train_folders(cfg: SharpnessConfig) -> list[Path]:
@@ -90,33 +97,31 @@ def eval_crops(cfg: SharpnessConfig, n: int | None = None) -> torch.Tensor:
     return torch.stack([photos[(k % len(photos), cfg.eval_seed * 10**6 + k)] for k in range(n)])
 
 
-def model_config(cfg: SharpnessConfig, variant: str, steps: int) -> dict[str, Any]:
-    """``perceptual_vae``'s config for ``variant``: one architecture and KL weight, three losses."""
+def model_config(cfg: SharpnessConfig, variant: str, steps: int) -> PerceptualVAEConfig:
+    """``perceptual_vae``'s config for ``variant`` of a ``steps``-step training: ``cfg.model`` on
+    ``crop``² crops, without LPIPS (``mse``) or the GAN (``mse``, ``lpips``)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; use one of {', '.join(VARIANTS)}")
-    return {
-        "input_shape": (3, cfg.crop, cfg.crop),
-        "widths": tuple(cfg.widths),
-        "latent_dim": cfg.latent_dim,
-        "beta": cfg.beta,
-        "pixel": "mse",
-        "pixel_weight": cfg.pixel_weight,
-        "lpips_weight": 0.0 if variant == "mse" else cfg.lpips_weight,
-        "gan_weight": cfg.gan_weight if variant == "lpips_gan" else 0.0,
-        "disc_start": int(cfg.disc_start * steps),
-        "disc_width": cfg.disc_width,
-        "disc_layers": cfg.disc_layers,
-    }
+    m = cfg.model
+    return dataclasses.replace(
+        m,
+        input_shape=(3, cfg.crop, cfg.crop),
+        lpips_weight=0.0 if variant == "mse" else m.lpips_weight,
+        gan_weight=m.gan_weight if variant == "lpips_gan" else 0.0,
+        disc_start=int(cfg.disc_start * steps),
+    )
 
 
 @torch.no_grad()
 def reconstruct(model, x: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior-mean reconstructions of ``x`` (N, 3, H, W) in [0, 1] and each crop's KL in nats, (N,)."""
+    """Posterior-mean reconstructions of ``x`` (N, 3, H, W) in [0, 1] and each crop's KL in nats,
+    (N,), on the CPU; the model computes on its own device."""
+    device = next(model.parameters()).device
     recs, kls = [], []
     for chunk in x.split(batch):
-        mu, logvar = model.encode(chunk)
-        recs.append(model.decode(mu).float())
-        kls.append(kl_per_example(mu, logvar))
+        mu, logvar = model.encode(chunk.to(device))
+        recs.append(model.decode(mu).float().cpu())
+        kls.append(kl_per_example(mu, logvar).cpu())
     return torch.cat(recs), torch.cat(kls)
 
 
@@ -129,26 +134,33 @@ class Sharpness(Use):
     demo_train = {"steps": 120, "batch_size": 16, "lr": 1e-3, "log_every": 20, "ckpt_every": 120}
     demo_config = {"eval_crops": 128}
 
-    def run_dir(self, out: Path, variant: str) -> Path:
-        return self.folder(out) / "runs" / variant
+    eval_on_device = True
 
-    def train(self, cfg: SharpnessConfig, train, out: Path, resume: bool = False) -> None:
+    def run_dir(self, run: Path, variant: str) -> Path:
+        return Path(run) / "runs" / variant
+
+    def train(self, cfg: SharpnessConfig, train, run: Path, resume: bool = False) -> None:
         lpips_model()  # a missing LPIPS or Inception file: one line before any run folder is made
         distribution.resolve_inception_weights()
         data = ImageFolder(train_folders(cfg), cfg.crop)
         for variant in VARIANTS:  # one seed: the same initial VAE and the same batches for all three
-            run = self.run_dir(out, variant)
+            folder = self.run_dir(run, variant)
             extra = {"variant": variant, "train_images": len(data)}
             # --resume continues the variants begun and starts those not reached yet
-            train_model("perceptual_vae", model_config(cfg, variant, train.steps), data, train, run, resume and (run / "checkpoint.pt").exists(), extra)
+            begun = resume and (folder / "checkpoint.pt").exists()
+            train_model("perceptual_vae", model_config(cfg, variant, train.steps), data, train, folder, begun, extra)
 
-    def evaluate(self, cfg: SharpnessConfig, out: Path) -> dict[str, Any]:
-        models = {v: load_run(self.run_dir(out, v)) for v in VARIANTS}
+    def _models(self, run: Path, device: str | torch.device) -> dict[str, Any]:
+        return {v: load_run(self.run_dir(run, v)).to(device) for v in VARIANTS}
+
+    def evaluate(self, cfg: SharpnessConfig, run: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+        """The numbers of the module doc; the VAEs, LPIPS and Inception compute on ``device``."""
+        models = self._models(run, device)
         t0 = time.perf_counter()
         x = eval_crops(cfg)
 
         def feats(images: torch.Tensor):
-            return distribution.inception_features(images.split(cfg.eval_batch))
+            return distribution.inception_features(images.split(cfg.eval_batch), device=device)
 
         real = feats(x)
         numbers: dict[str, Any] = {}
@@ -158,13 +170,13 @@ class Sharpness(Use):
             kid, kid_std = distribution.kid(fake, real, subset_size=min(1000, len(x)))
             numbers[variant] = {
                 "psnr": float(psnr(x_hat, x).mean()),
-                "lpips": float(torch.cat([lpips_distance(a, b) for a, b in zip(x_hat.split(cfg.eval_batch), x.split(cfg.eval_batch))]).mean()),
+                "lpips": float(torch.cat([lpips_distance(a.to(device), b.to(device)).cpu() for a, b in zip(x_hat.split(cfg.eval_batch), x.split(cfg.eval_batch))]).mean()),
                 "fid": distribution.fid(fake, real),
                 "kid": kid,
                 "kid_std": kid_std,
                 "hf_db": float(high_frequency_db(x_hat, x)),
                 "kl": float(kl.mean()),
-                "training": run_summary(self.run_dir(out, variant)),
+                "training": run_summary(self.run_dir(run, variant)),
             }
         base = numbers["mse"]
         for variant in VARIANTS[1:]:
@@ -187,7 +199,7 @@ class Sharpness(Use):
             "eval_wall_time_s": round(time.perf_counter() - t0, 1),
         }
 
-    def plot(self, cfg: SharpnessConfig, out: Path) -> Path:
+    def plot(self, cfg: SharpnessConfig, run: Path, device: str | torch.device = "cpu") -> Path:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -195,13 +207,13 @@ class Sharpness(Use):
 
         from ..plotting import image_grid, save_figure
 
-        models = {v: load_run(self.run_dir(out, v)) for v in VARIANTS}
+        models = self._models(run, device)
         x = eval_crops(cfg, min(cfg.figure_crops, cfg.eval_crops))
         rows = [("original", x)] + [(v, reconstruct(m, x, cfg.eval_batch)[0]) for v, m in models.items()]
         torch.manual_seed(cfg.eval_seed)
-        z = torch.randn(cfg.prior_samples, cfg.latent_dim)  # the same draws through each decoder
+        z = torch.randn(cfg.prior_samples, cfg.model.latent_dim)  # the same draws through each decoder
         with torch.no_grad():
-            samples = {v: m.decode(z) for v, m in models.items()}
+            samples = {v: m.decode(z.to(device)).float().cpu() for v, m in models.items()}
         k, side = len(x), max(1, round(cfg.prior_samples**0.5))
         fig = plt.figure(figsize=(max(9.0, 1.3 * k), 3.0 + 1.3 * len(rows)))
         grid = fig.add_gridspec(2, 3, height_ratios=[len(rows), 3.0])
@@ -216,4 +228,4 @@ class Sharpness(Use):
             ax.imshow(image_grid(s, nrow=side))
             ax.set_title(f"{v}: samples from the prior", fontsize=9)
             ax.axis("off")
-        return save_figure(fig, self.folder(out) / f"{self.name}.png")
+        return save_figure(fig, self.figure_path(run))

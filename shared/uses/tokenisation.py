@@ -13,6 +13,7 @@ across images), and how often each code occurs on the test set.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,33 +27,34 @@ from ..data.digits import load_digits
 from ..errors import UserError
 from ..metrics.codebook import code_counts, perplexity, usage
 from ..metrics.image import psnr
+from ..models.vqvae import VQVAEConfig
 from .base import Use, load_run, register_use, train_model
 
 
 @dataclass
 class TokenisationConfig:
     image_size: int = field(default=32, metadata={"help": "digits are upsampled from 8x8 to this size"})
-    widths: tuple[int, ...] = field(default=(16, 32, 64), metadata={"help": "conv channels per downsampling (the map is image_size / 2**len(widths) wide)"})
-    codebook_size: int = field(default=128, metadata={"help": "number of codes K"})
-    code_dim: int = field(default=16, metadata={"help": "length of a code vector"})
-    res_blocks: int = 0
-    beta: float = field(default=0.25, metadata={"help": "commitment loss weight"})
+    model: VQVAEConfig = field(
+        default_factory=lambda: VQVAEConfig(widths=(16, 32, 64), res_blocks=0, codebook_size=128),
+        metadata={"derived": ("input_shape",), "helps": {
+            "widths": "conv channels per downsampling (the map is image_size / 2**len(widths) wide)",
+            "code_dim": "length of a code vector",
+        }},
+    )
     show: int = field(default=8, metadata={"help": "test images in the figure"})
 
 
 def upsampled_digits(split: str, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Digits ``(x, y)`` with x (N, 1, size, size) in [0, 1], bilinearly upsampled from 8×8."""
     if size < 8:
-        raise UserError(f"--image-size {size} is smaller than the 8x8 digits; use 8 or more")
+        raise UserError(f"image size {size} is smaller than the 8x8 digits; use 8 or more")
     x, y = load_digits(split, seed)
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1), y
 
 
-def _model_config(cfg: TokenisationConfig) -> dict[str, Any]:
-    return {
-        "input_shape": (1, cfg.image_size, cfg.image_size), "widths": cfg.widths, "res_blocks": cfg.res_blocks,
-        "code_dim": cfg.code_dim, "codebook_size": cfg.codebook_size, "beta": cfg.beta,
-    }
+def model_config(cfg: TokenisationConfig) -> VQVAEConfig:
+    """The VQ-VAE's config: ``cfg.model`` on grey ``image_size``² images."""
+    return dataclasses.replace(cfg.model, input_shape=(1, cfg.image_size, cfg.image_size))
 
 
 @register_use
@@ -62,20 +64,20 @@ class Tokenisation(Use):
     config_cls = TokenisationConfig
     default_train = {"steps": 1000, "batch_size": 64, "lr": 2e-3, "lr_schedule": "cosine", "decay_start": 0.5}
 
-    def train(self, cfg: TokenisationConfig, train, out: Path, resume: bool = False) -> None:
+    def train(self, cfg: TokenisationConfig, train, run: Path, resume: bool = False) -> None:
         x, _ = upsampled_digits("train", cfg.image_size)
         extra = {"data": f"sklearn digits upsampled to {cfg.image_size}x{cfg.image_size}"}
-        train_model("vqvae", _model_config(cfg), TensorItems(x), train, self.folder(out) / "runs" / "vqvae", resume, extra)
+        train_model("vqvae", model_config(cfg), TensorItems(x), train, Path(run) / "runs" / "vqvae", resume, extra)
 
-    def _test_outputs(self, cfg: TokenisationConfig, out: Path):
-        model = load_run(self.folder(out) / "runs" / "vqvae")
+    def _test_outputs(self, cfg: TokenisationConfig, run: Path):
+        model = load_run(Path(run) / "runs" / "vqvae")
         x, _ = upsampled_digits("test", cfg.image_size)
         with torch.no_grad():
             result = model(x)
         return model, x, result
 
-    def evaluate(self, cfg: TokenisationConfig, out: Path) -> dict[str, Any]:
-        model, x, result = self._test_outputs(cfg, out)
+    def evaluate(self, cfg: TokenisationConfig, run: Path) -> dict[str, Any]:
+        model, x, result = self._test_outputs(cfg, run)
         k = model.config.codebook_size
         h, w = model.latent_shape
         ppl = float(perplexity(result["indices"], k))
@@ -96,7 +98,7 @@ class Tokenisation(Use):
             "bits_per_image_at_code_entropy": h * w * math.log2(ppl),
         }
 
-    def plot(self, cfg: TokenisationConfig, out: Path) -> Path:
+    def plot(self, cfg: TokenisationConfig, run: Path) -> Path:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -104,7 +106,7 @@ class Tokenisation(Use):
 
         from ..plotting import image_grid, save_figure
 
-        model, x, result = self._test_outputs(cfg, out)
+        model, x, result = self._test_outputs(cfg, run)
         k = model.config.codebook_size
         n = max(1, min(cfg.show, len(x)))
         fig = plt.figure(figsize=(max(8.0, 1.4 * n), 7.5))
@@ -138,4 +140,4 @@ class Tokenisation(Use):
         ax.set_ylabel("share of test positions")
         ppl, used = perplexity(result["indices"], k), usage(result["indices"], k)
         ax.set_title(f"code usage on the test set: perplexity {ppl:.1f} of K={k}, {used:.0%} of codes used")
-        return save_figure(fig, self.folder(out) / f"{self.name}.png")
+        return save_figure(fig, self.figure_path(run))
