@@ -350,6 +350,12 @@ def evaluate(options: EvalOptions, out_dir: str | Path = "rd_eval") -> EvalResul
     if perceptual:
         perceptual_files, perceptual_table = perceptual.write(points, out, f"{Path(data_dir).name} ({len(files)} images)")
         per_image_files, per_image_table = per_image_files + perceptual_files, per_image_table + "\n\n" + perceptual_table
+    if o.html:
+        from .eval_page import write_eval_page
+
+        qs = ours_qualities(o.qualities.get("ours"))
+        written.append(write_eval_page(files, out, (o.models or (DEFAULT_OURS_MODEL,))[0], qs[len(qs) // 2], o.refine, lpips_weights,
+                                       o.allow_download, limit=o.html, progress=o.progress))
     return EvalResult(points, bd, skipped, table + "\n\n" + per_image_table, written + per_image_files)
 
 

@@ -142,6 +142,7 @@ class EvalOptions(ThreadOptions):
                 "BD-rate at equal LPIPS and crops_lowest_rate.png (slower: Inception features of every patch)"})
     inception_weights: str | None = field(default=None, metadata={"help": "Inception weights for KID; None: see shared.metrics.distribution"})
     limit: int | None = field(default=None, metadata={"help": "evaluate the first N images only"})
+    html: int = field(default=8, metadata={"help": "images on OUT/index.html: sliders of ensō against the original, JPEG and AVIF at its size (0: none)"})
     lpips_weights: str | None = field(default=None, metadata={"help": "AlexNet weights for LPIPS; None: see shared.metrics.perceptual"})
     allow_download: bool | None = field(default=None, metadata={"help": "let LPIPS download torchvision's AlexNet weights if none are found"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
@@ -157,6 +158,8 @@ class EvalOptions(ThreadOptions):
         _check_steps("refine", self.refine)
         if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1):
             raise ConfigError(f"limit must be at least 1 image, not {self.limit!r}")
+        if isinstance(self.html, bool) or not isinstance(self.html, int) or self.html < 0:
+            raise ConfigError(f"html must be 0 (no page) or a number of images, not {self.html!r}")
 
 
 def options_from_args(cls: type[O], ns: argparse.Namespace) -> O:

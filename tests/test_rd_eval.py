@@ -169,9 +169,13 @@ def test_eval_end_to_end_on_two_images(small_kodak, lpips_weights, tmp_path, cap
     assert {"jpeg", "avif"} <= set(names)
     out = tmp_path / "out"
     ns = add_eval_arguments(argparse.ArgumentParser()).parse_args(
-        ["--data", str(small_kodak), "--codecs", ",".join(names), "-o", str(out), "--lpips-weights", str(lpips_weights), "--no-progress"])
+        ["--data", str(small_kodak), "--codecs", ",".join(names), "-o", str(out), "--lpips-weights", str(lpips_weights), "--no-progress", "--html", "1"])
     result = run_eval(ns)
 
+    page = (out / "index.html").read_text()  # one image on the page: its original, ensō, JPEG and AVIF beside it
+    assert out / "index.html" in result.files and ">1 of 2 (the first 1)<" in page
+    first = sorted(small_kodak.iterdir())[0].stem
+    assert sorted(f.name for f in (out / "images").iterdir()) == sorted(f"{first}{s}.png" for s in ("", "_avif", "_enso", "_jpeg"))
     for f in ("per_image.csv", "per_image.json", "points.csv", "points.json", "bd_rate.json", "bd_rate.md", "rd_psnr.png", "rd_ms_ssim_db.png", "rd_lpips.png"):
         assert (out / f).is_file() and (out / f).stat().st_size > 0, f
     rows = list(csv.DictReader(open(out / "per_image.csv")))
