@@ -7,13 +7,12 @@ import dataclasses
 import pytest
 import torch
 
-from shared import registry, threads
+from shared import threads
 from shared.checkpoint import rng_state
-from shared.data import TensorItems
-from shared.data.digits import load_digits
 from shared.model import TrainableModel
 from shared.threads import available_cores, choose_threads, training_step_macs, use_threads
-from shared.trainer import TrainConfig, Trainer, seed_everything
+from shared.trainer import TrainConfig, Trainer
+from tests.test_trainer import digits, digits_vae
 
 CFG = TrainConfig(steps=12, batch_size=32, lr=2e-3, precision="fp32", progress=False, log_every=4, ckpt_every=6)
 
@@ -24,16 +23,6 @@ def keep_threads():
     before = torch.get_num_threads()
     yield
     torch.set_num_threads(before)
-
-
-def digits_vae(seed: int = 0):
-    seed_everything(seed)
-    return registry.build("vae", {"input_shape": (1, 8, 8), "widths": (16, 32), "latent_dim": 4})
-
-
-def digits():
-    x, y = load_digits("train")
-    return TensorItems(x, y)
 
 
 class Linear(TrainableModel):
