@@ -15,11 +15,11 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-#: below this many multiply–accumulates per unit of work, one thread. It lies between the VAE of
-#: ``ae train generation`` (0.4·10⁹ a step), which loses several times over to a second thread when
-#: the cores are shared, and the 64×64 conv VAE (26·10⁹); ``scripts/bench_train.py --under-load``
-#: measures both sides (the ResNet AE and the codec lie above 10¹¹).
-SMALL_WORK_MACS = 2e9
+#: below this many multiply–accumulates per unit of work, one thread. Chosen from
+#: ``scripts/bench_train.py --under-load`` (docs/results.md): a second thread pays for itself, over
+#: a core to itself and a core shared with another process, only from the codec's and the ResNet
+#: AE's 1.4–1.7·10¹¹ a step; the 64×64 conv VAE (2.6·10¹⁰) and the digits VAE (4·10⁸) lose with it.
+SMALL_WORK_MACS = 6e10
 
 
 def available_cores() -> int:
