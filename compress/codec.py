@@ -37,6 +37,7 @@ from shared.tiling import tiled
 from .container import Header, pack, parse, quality_code
 from .safeguard import classical_fallback, decode_classical
 from .models.base import PhaseConvTranspose2d
+from .models.compressai_adapter import EntropyModel, tables_built
 from .models.entropy_coding import DamagedStream
 
 STRIDE = 64  # total downsampling of g_a ∘ h_a
@@ -89,7 +90,7 @@ class Codec:
 
     def __init__(self, model, fast: bool | None = None):
         self.model = model.cpu().eval()
-        if any(getattr(m, "_quantized_cdf", torch.ones(1)).numel() == 0 for m in self.model.modules()):
+        if any(isinstance(m, EntropyModel) and not tables_built(m) for m in self.model.modules()):
             self.model.update(force=True)
         self.model_id = model.registry_name
         self.hash = weights_hash(self.model)

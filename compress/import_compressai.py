@@ -31,12 +31,12 @@ import torch
 
 from shared.checkpoint import export_weights, load_state_dict_file
 
+from .models.compressai_adapter import TABLE_BUFFERS
+
 #: ``--arch`` → the ensō model its weights load into
 ARCHS = {"bmshj2018-factorized": "factorized", "bmshj2018-hyperprior": "hyperprior_relu", "mbt2018-mean": "mean_scale"}
 #: CompressAI's zoo λ (MSE) for its qualities 1..8; ``--lmbda``'s default is quality 4's
 ZOO_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
-#: the entropy models' tables: recomputed from the weights, never taken from the file
-TABLES = ("_quantized_cdf", "_offset", "_cdf_length")
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -96,7 +96,7 @@ def convert(state: dict[str, torch.Tensor], arch: str, lmbda: float = ZOO_LAMBDA
     N, M = widths(state)
     model = build(ARCHS[arch], {"N": N, "M": M, "lambdas": [float(lmbda)], "distortion": distortion}).eval()
     own = model.state_dict()
-    weights = {k: v for k, v in state.items() if k.rsplit(".", 1)[-1] not in TABLES and k != "gaussian_conditional.scale_table"}
+    weights = {k: v for k, v in state.items() if k.rsplit(".", 1)[-1] not in TABLE_BUFFERS and k != "gaussian_conditional.scale_table"}
     unexpected = sorted(set(weights) - set(own))
     params = {k for k, _ in model.named_parameters()} - {"log_gain", "log_inv_gain"}
     missing = sorted(params - set(weights))  # buffers missing from the file (lower bounds, pedestals) keep their fixed values

@@ -24,6 +24,11 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
 TABLE_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length")
 
 
+def tables_built(model: EntropyModel) -> bool:
+    """Whether ``update()`` has built ``model``'s coder tables (a freshly loaded model has empty ones)."""
+    return model._quantized_cdf.numel() > 0
+
+
 def check_compressai(models: list[EntropyModel]) -> None:
     """Raise ``RuntimeError`` naming every private attribute of :data:`PRIVATE_ATTRIBUTES` that one
     of ``models`` (real CompressAI objects, one of each class in the table at least) lacks."""
