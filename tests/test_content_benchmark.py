@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import math
 
 import pytest
 from PIL import Image
@@ -10,8 +12,12 @@ from PIL import Image
 from compress.content_benchmark import build_benchmark, content_types
 from compress.evaluate import add_eval_arguments, run_eval
 from compress.per_image import per_image_bd_rates, summarise
+from scripts.check_content_targets import bytes_at, pareto
+from scripts.check_content_targets import main as check_targets
 from scripts.make_content_benchmark import main as make_benchmark
+from shared.data.images import load_image
 from shared.errors import UserError
+from shared.metrics.image import psnr
 from tests.test_rd_eval import TEAM_FILE, shared_data
 
 
@@ -74,3 +80,43 @@ def test_eval_reports_per_image_bd_rates_by_content_type(tmp_path, capsys):
     assert (tmp_path / "out" / "per_image_bd.png").stat().st_size > 0
     printed = capsys.readouterr().out
     assert "Per-image BD-rate (PSNR) against JPEG" in printed and "| webp | noise | 1 |" in printed
+
+
+def test_the_anchor_size_at_a_psnr_follows_its_smallest_files():
+    sizes, values = pareto([(300, 30.0), (200, 28.0), (250, 27.0), (400, 33.0), (500, 32.0)])
+    assert list(sizes) == [200, 300, 400] and list(values) == [28.0, 30.0, 33.0]  # larger files that do not improve are dropped
+    front = (sizes, values)
+    assert bytes_at(front, 30.0) == pytest.approx(300) and bytes_at(front, 29.0) == pytest.approx(math.sqrt(200 * 300))
+    assert bytes_at(front, 20.0) == pytest.approx(200) and math.isnan(bytes_at(front, 40.0))
+
+
+def test_the_target_check_flags_a_file_much_larger_than_avif_and_jpeg(tmp_path, capsys):
+    from compress import classical
+
+    if any(classical.unavailable_reason(n) for n in ("jpeg", "avif")):
+        pytest.skip("needs Pillow with JPEG and AVIF")
+    build_benchmark(tmp_path / "bench")
+    data = tmp_path / "data"
+    data.mkdir()
+    with Image.open(tmp_path / "bench" / "noise__sigma10.png") as im:
+        im.crop((0, 0, 48, 48)).save(data / "a.png")
+    jpeg, x = classical.classical_codec("jpeg"), load_image(data / "a.png", "RGB")
+    small = jpeg.encode(x, 50)
+    value = float(psnr(x[None], jpeg.decode(small)[None]))
+    out = tmp_path / "eval"
+    out.mkdir()
+
+    def check(size: int) -> int:
+        with open(out / "per_image.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, ["image", "codec", "quality", "bytes", "psnr"])
+            w.writeheader()
+            w.writerow({"image": "a.png", "codec": "ours", "quality": 0.5, "bytes": size, "psnr": value})
+        return check_targets(["--eval", str(out), "--data", str(data), "--json", str(out / "t.json")])
+
+    assert check(len(small)) == 0  # JPEG's own file: 1 × JPEG's size
+    assert json.loads((out / "t.json").read_text())[0]["x_jpeg"] == pytest.approx(1.0, abs=0.1)
+    assert check(10 * len(small)) == 1
+    assert "1 of 1 files over 1.2 × JPEG or 1.5 × AVIF" in capsys.readouterr().out
+    (out / "per_image.csv").write_text("image,codec,quality,bytes,psnr\n")
+    with pytest.raises(UserError, match="no rows of codec ours"):
+        check_targets(["--eval", str(out), "--data", str(data)])

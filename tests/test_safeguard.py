@@ -75,6 +75,17 @@ def test_target_bpp_encoding_applies_the_safeguard_and_still_fits(codec):
     assert codec.decode(data).shape == x.shape
 
 
+def test_the_classical_file_replaces_the_learned_one_exactly_above_the_margin():
+    # a kept learned file is at most 1 + MARGIN times the smaller classical file at its PSNR; issue 23 allows 1.5 × AVIF's
+    assert safeguard.MARGIN < 0.5
+    x = image(3, 64, 64, seed=5).mul(255).round().div(255)
+    found = [safeguard.smallest_at_psnr(x, n, 30.0, 10**6)[0] for n in safeguard.CANDIDATES]
+    smallest = min(len(f.data) for f in found if f is not None)
+    above = safeguard.classical_fallback(x, int(smallest * (1 + safeguard.MARGIN)) + 2, 30.0)
+    assert above is not None and len(above.data) == smallest and above.psnr >= 30.0
+    assert safeguard.classical_fallback(x, int(smallest * (1 + safeguard.MARGIN)) - 2, 30.0) is None
+
+
 @pytest.mark.parametrize("name", safeguard.CANDIDATES)
 def test_the_search_finds_a_qualifying_file_or_proves_there_is_none(name):
     x = image(3, 64, 64, seed=4).mul(255).round().div(255)
