@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TypeVar
 
+from shared.compute_options import ThreadOptions
 from shared.config import add_config_args, config_from_args
 from shared.errors import ConfigError, UserError
 
@@ -45,17 +46,6 @@ def _check_unit(name: str, value: float, hint: str = "") -> None:
 def _check_steps(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigError(f"{name} takes a number of steps (0 or more), not {value!r}")
-
-
-@dataclass
-class ThreadOptions:
-    """The CPU threads a command computes with (set by :func:`shared.threads.use_threads`)."""
-
-    threads: int = field(default=0, metadata={"help": "CPU threads; 0: chosen by the work (for a codec: every core, or $OMP_NUM_THREADS)"})
-
-    def __post_init__(self):
-        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 0:
-            raise ConfigError(f"threads must be 0 (chosen by the work) or a positive count, not {self.threads!r}")
 
 
 @dataclass

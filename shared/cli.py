@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from .compute_options import ComputeOptions
 from .config import add_config_args, atomic_write_bytes, config_from_args, from_dict, save_config
-from .errors import ConfigError, UserError, run_cli
+from .errors import UserError, run_cli
 from .trainer import TrainConfig
 
 COMMANDS = {
@@ -30,18 +30,6 @@ COMMANDS = {
     "demo": "train, eval and plot in one go into OUT",
 }
 RUN_HELP = "the use's folder: runs/, use_config.json, numbers.json and the figure (default: out/USE)"
-
-
-@dataclass
-class ComputeOptions:
-    """Where ``ae eval`` and ``ae plot`` compute (``train`` and ``demo`` take the trainer's fields)."""
-
-    device: str = field(default="auto", metadata={"help": "auto (a CUDA GPU when there is one), cpu, cuda or cuda:N"})
-    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: chosen by the work, shared.threads)"})
-
-    def __post_init__(self):
-        if self.threads < 0:
-            raise ConfigError(f"threads must be 0 (chosen by the work) or a positive count, not {self.threads}")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,27 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-import torch
-
+from shared.compute_options import ComputeOptions
 from shared.errors import ConfigError
 
 from .apply import TILE
-
-
-@dataclass
-class ComputeOptions:
-    """Where a command computes: its torch device and CPU threads."""
-
-    device: str = field(default="auto", metadata={"help": "auto (a CUDA GPU when there is one), cpu, cuda or cuda:N"})
-    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: chosen by the size of the work, shared.threads)"})
-
-    def __post_init__(self):
-        if self.threads < 0:
-            raise ConfigError(f"threads must be 0 (chosen by the work) or a positive count, not {self.threads}")
-        try:
-            torch.device("cpu" if self.device == "auto" else self.device)
-        except (RuntimeError, TypeError):
-            raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, not {self.device!r}") from None
 
 
 @dataclass
