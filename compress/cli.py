@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Sequence, TypeVar
 
 from shared.config import add_config_args, config_from_args
+from shared.data.degradations import DegradationConfig, Degraded
 from shared.data.images import ImageFolder
 from shared.errors import UserError, run_cli
 from shared.registry import build, make_config
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "e.g. to fine-tune a variant; --lambdas etc. still come from the flags (ignored with --resume)")
     # every codec's fields (PerceptualDecoderConfig extends ContextConfig, which extends CodecConfig); --model-X: the old spelling
     add_config_args(t, PerceptualDecoderConfig, hidden_alias_prefix="model_")
+    add_config_args(t, DegradationConfig)
     add_config_args(t, TrainConfig, defaults=TRAIN_DEFAULTS)
     return parser
 
@@ -104,12 +106,18 @@ def train(ns: argparse.Namespace) -> None:
         from shared.metrics.perceptual import lpips_model
 
         lpips_model()  # a missing LPIPS backbone: one line before the run folder is made
+    try:
+        degradation = config_from_args(DegradationConfig, ns)
+    except ValueError as e:
+        raise UserError(str(e)) from None
     data = ImageFolder(ns.data, crop=ns.crop, mode="RGB")
+    if degradation.degrade or degradation.synthetic:
+        data = Degraded(data, degradation.degrade, degradation.synthetic)
     seed_everything(cfg.seed)
     model = build(ns.model, model_cfg)
     if ns.init is not None and not ns.resume:
         initialise_from(model, ns.init)
-    extra = {"data": [str(d) for d in ns.data], "crop": ns.crop} | ({"init": str(ns.init)} if ns.init is not None else {})
+    extra = {"data": [str(d) for d in ns.data], "crop": ns.crop, "degradation": dataclasses.asdict(degradation)} | ({"init": str(ns.init)} if ns.init is not None else {})
     Trainer(model, data, cfg, ns.run, resume=ns.resume, extra_config=extra).fit()
 
 
