@@ -45,7 +45,7 @@ from shared.data.images import list_images, load_image
 from shared.errors import UserError
 from shared.metrics.image import psnr
 from shared.metrics.perceptual import lpips_distance, lpips_model, resolve_alexnet_weights
-from shared.metrics.rate_distortion import bd_psnr, bd_rate
+from shared.metrics.rate_distortion import bd_psnr, bd_rate, efficient_points
 from shared.metrics.structural import MIN_SIDE, ms_ssim_db
 from shared.paths import data_dir as resolve_data_dir
 from shared.threads import use_threads
@@ -209,7 +209,10 @@ def average_points(rows: list[dict], codecs: list[RDCodec]) -> dict[str, list[di
 
 def bd_table(points: Mapping[str, list[dict]]) -> dict[str, dict[str, dict[str, float | None]]]:
     """{anchor: {codec: {bd_rate_psnr %, bd_rate_ms_ssim_db %, bd_psnr dB}}} for each anchor of
-    :data:`ANCHORS` that was evaluated; a pair without overlapping curves gets None."""
+    :data:`ANCHORS` that was evaluated, on each curve's efficient points
+    (:func:`~shared.metrics.rate_distortion.efficient_points`: with ``--safeguard`` the mean points
+    may repeat or fall back); a pair with fewer than two such points or without overlapping curves
+    gets None."""
     table: dict[str, dict[str, dict[str, float | None]]] = {}
     for anchor in ANCHORS:
         if anchor not in points:
@@ -222,7 +225,8 @@ def bd_table(points: Mapping[str, list[dict]]) -> dict[str, dict[str, dict[str, 
             entry: dict[str, float | None] = {}
             for key, fn, metric in (("bd_rate_psnr", bd_rate, "psnr"), ("bd_rate_ms_ssim_db", bd_rate, "ms_ssim_db"), ("bd_psnr", bd_psnr, "psnr")):
                 try:
-                    entry[key] = fn([p["bpp"] for p in a], [p[metric] for p in a], [p["bpp"] for p in pts], [p[metric] for p in pts])
+                    entry[key] = fn(*efficient_points([p["bpp"] for p in a], [p[metric] for p in a]),
+                                    *efficient_points([p["bpp"] for p in pts], [p[metric] for p in pts]))
                 except UserError:
                     entry[key] = None
             table[anchor][name] = entry

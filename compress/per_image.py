@@ -18,15 +18,18 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from shared.errors import UserError
-from shared.metrics.rate_distortion import bd_rate
+from shared.metrics.rate_distortion import bd_rate, efficient_points
 
 ANCHORS = ("jpeg", "avif")
 ALL = "all"
 
 
 def per_image_bd_rates(rows: Sequence[Mapping], codecs: Sequence[str], anchors: Sequence[str] = ANCHORS) -> list[dict]:
-    """Eval rows → one entry per (image, codec, anchor): ``bd_rate_psnr`` in % (None when the two
-    curves do not overlap in PSNR on that image), for each codec of ``codecs`` that is not the anchor."""
+    """Eval rows → one entry per (image, codec, anchor), for each codec of ``codecs`` that is not the
+    anchor: ``bd_rate_psnr`` in %, computed on each curve's efficient points
+    (:func:`~shared.metrics.rate_distortion.efficient_points`: with ``--safeguard`` several
+    qualities may store the same file), and ``note``: None, or why ``bd_rate_psnr`` is None (too few
+    distinct points, no PSNR overlap, or bd_rate's own reason)."""
     curves: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for r in rows:
         curves.setdefault((r["image"], r["codec"]), []).append((r["bpp"], r["psnr"]))
@@ -40,18 +43,32 @@ def per_image_bd_rates(rows: Sequence[Mapping], codecs: Sequence[str], anchors: 
                 a, t = curves.get((image, anchor)), curves.get((image, codec))
                 if not a or not t:
                     continue
-                try:
-                    value = bd_rate(*zip(*a), *zip(*t))
-                except UserError:
-                    value = None
-                out.append({"image": image, "codec": codec, "anchor": anchor, "bd_rate_psnr": value})
+                value, note = _bd_rate_or_why({anchor: a, codec: t})
+                out.append({"image": image, "codec": codec, "anchor": anchor, "bd_rate_psnr": value, "note": note})
     return out
 
 
+def _bd_rate_or_why(curves: Mapping[str, Sequence[tuple[float, float]]]) -> tuple[float | None, str | None]:
+    """{anchor: [(bpp, psnr)], test: [(bpp, psnr)]} (that order) → (BD-rate % on their efficient
+    points, None) or (None, why it is undefined)."""
+    reduced = {name: efficient_points(*zip(*pts)) for name, pts in curves.items()}
+    few = [f"{name}: {len(r)}" for name, (r, _) in reduced.items() if len(r) < 2]  # bd_rate needs two
+    if few:
+        return None, f"too few distinct points ({', '.join(few)})"
+    (ra, qa), (rt, qt) = reduced.values()
+    if not max(qa[0], qt[0]) < min(qa[-1], qt[-1]):
+        return None, f"no PSNR overlap ([{qa[0]:.1f}, {qa[-1]:.1f}] vs [{qt[0]:.1f}, {qt[-1]:.1f}] dB)"
+    try:
+        return bd_rate(ra, qa, rt, qt), None
+    except UserError as e:  # non-finite points (an identical image's PSNR is +inf)
+        return None, str(e)
+
+
 def summarise(entries: Sequence[Mapping], types: Mapping[str, str] | None = None) -> dict:
-    """{anchor: {codec: {type: {images, worst, worst_image, median, mean, no_overlap}}}}, BD-rates
+    """{anchor: {codec: {type: {images, worst, worst_image, median, mean, undefined}}}}, BD-rates
     in %, per content type of ``types`` ({image: type}; images it does not name are ``other``) and
-    over all images (``all``)."""
+    over all images (``all``); ``undefined``: {image: note} of the images without a BD-rate, which
+    worst, median and mean leave out."""
     out: dict = {}
     for e in entries:
         kinds = [ALL] + ([types.get(e["image"], "other")] if types else [])
@@ -64,12 +81,14 @@ def summarise(entries: Sequence[Mapping], types: Mapping[str, str] | None = None
                 worst = max(values) if values else (math.nan, None)
                 v = np.array([x for x, _ in values]) if values else np.array([math.nan])
                 by_type[kind] = {"images": len(group), "worst": float(worst[0]), "worst_image": worst[1],
-                                 "median": float(np.median(v)), "mean": float(np.mean(v)), "no_overlap": len(group) - len(values)}
+                                 "median": float(np.median(v)), "mean": float(np.mean(v)),
+                                 "undefined": {g["image"]: g["note"] for g in group if g["bd_rate_psnr"] is None}}
     return out
 
 
 def markdown(summary: Mapping) -> str:
-    """The summary as Markdown: per anchor, one row per (codec, content type)."""
+    """The summary as Markdown: per anchor, one row per (codec, content type), then the images
+    without a BD-rate and why."""
     if not summary:
         return "(no per-image BD-rates: neither JPEG nor AVIF was evaluated)"
     lines = []
@@ -82,6 +101,11 @@ def markdown(summary: Mapping) -> str:
                 cells = [codec, kind, s["images"], f"{s['worst']:+.1f} %", f"{s['median']:+.1f} %", f"{s['mean']:+.1f} %", s["worst_image"] or "n/a"]
                 lines.append("| " + " | ".join(map(str, cells)) + " |")
         lines.append("")
+        for codec, by_type in by_codec.items():
+            undefined = by_type[ALL]["undefined"]
+            if undefined:
+                lines += [f"No BD-rate of {codec} against {anchor.upper()} on {len(undefined)} images: "
+                          + "; ".join(f"{image}: {note}" for image, note in undefined.items()), ""]
     return "\n".join(lines).rstrip()
 
 

@@ -10,14 +10,15 @@ import pytest
 from PIL import Image
 
 from compress.content_benchmark import build_benchmark, content_types
-from compress.evaluate import add_eval_arguments, run_eval
-from compress.per_image import per_image_bd_rates, summarise
+from compress.evaluate import add_eval_arguments, bd_table, run_eval
+from compress.per_image import markdown, per_image_bd_rates, summarise
 from scripts.check_content_targets import bytes_at, pareto
 from scripts.check_content_targets import main as check_targets
 from scripts.make_content_benchmark import main as make_benchmark
 from shared.data.images import load_image
 from shared.errors import UserError
 from shared.metrics.image import psnr
+from shared.metrics.rate_distortion import bd_rate, efficient_points
 from tests.test_rd_eval import TEAM_FILE, shared_data
 
 
@@ -59,6 +60,68 @@ def test_per_image_bd_rates_and_their_distribution_per_type():
     assert s["all"]["worst"] == pytest.approx(100.0) and s["all"]["worst_image"] == "c.png"
     assert s["all"]["median"] == pytest.approx(50.0) and s["all"]["mean"] == pytest.approx(130 / 3)
     assert s["noise"]["images"] == 2 and s["noise"]["median"] == pytest.approx(75.0) and s["photo"]["worst"] == pytest.approx(-20.0)
+
+
+ANCHOR = [(0.5, 30.0), (1.0, 33.0), (2.0, 36.0)]
+
+
+def bd_of(curves, image="a.png"):
+    """The (BD-rate, note) of ours against JPEG on ``image`` from per_image_bd_rates."""
+    entries = [e for e in per_image_bd_rates(rows_of(curves), ["ours"]) if e["anchor"] == "jpeg" and e["image"] == image]
+    assert len(entries) == 1
+    return entries[0]["bd_rate_psnr"], entries[0]["note"]
+
+
+def test_efficient_points_keep_each_point_better_than_every_cheaper_one():
+    rates, psnrs = efficient_points([0.8, 0.4, 0.4, 0.6, 1.0, 0.8, 1.6, 1.0], [33.0, 30.0, 30.0, 29.5, 32.9, 33.0, 36.0, 33.5])
+    assert rates.tolist() == [0.4, 0.8, 1.0, 1.6] and psnrs.tolist() == [30.0, 33.0, 33.5, 36.0]  # at rate 1.0 the better point stays
+    assert [a.tolist() for a in efficient_points([1.0, 2.0], [30.0, math.nan])] == [[1.0], [30.0]]
+    with pytest.raises(UserError, match="as many rates as qualities"):
+        efficient_points([1.0, 2.0], [30.0])
+
+
+def test_a_curve_that_repeats_points_gets_the_bd_rate_of_its_distinct_points():
+    # --safeguard: qualities 0 and 0.2, and 0.4 and 0.6, stored the same file
+    ours = [(0.4, 30.0), (0.4, 30.0), (0.8, 33.0), (0.8, 33.0), (1.6, 36.0)]
+    with pytest.raises(UserError, match="repeats"):
+        bd_rate(*zip(*ANCHOR), *zip(*ours))  # what made the entry n/a
+    value, note = bd_of({("a.png", "jpeg"): ANCHOR, ("a.png", "ours"): ours})
+    assert note is None
+    assert value == pytest.approx(bd_rate([0.5, 1.0, 2.0], [30.0, 33.0, 36.0], [0.4, 0.8, 1.6], [30.0, 33.0, 36.0]))
+    assert value == pytest.approx(-20.0)
+
+
+def test_a_point_that_costs_more_for_less_psnr_is_left_out_of_the_bd_rate():
+    ours = [(0.4, 30.0), (0.6, 29.5), (0.8, 33.0), (1.0, 32.9), (1.6, 36.0)]  # 0.6 and 1.0 bpp buy nothing
+    value, note = bd_of({("a.png", "jpeg"): ANCHOR + [(1.5, 32.0)], ("a.png", "ours"): ours})  # nor does JPEG's 1.5 bpp
+    expected = bd_rate([0.5, 1.0, 2.0], [30.0, 33.0, 36.0], [0.4, 0.8, 1.6], [30.0, 33.0, 36.0])
+    assert note is None and value == pytest.approx(expected)
+    assert bd_rate(*zip(*ANCHOR), *zip(*ours)) != pytest.approx(expected)  # the raw curve gives another number
+
+
+def test_an_image_without_a_bd_rate_says_why():
+    curves = {("a.png", "jpeg"): ANCHOR, ("a.png", "ours"): [(0.3, 31.0)] * 6,  # every quality stored one file
+              ("b.png", "jpeg"): ANCHOR, ("b.png", "ours"): [(0.2, 8.0), (0.3, 9.0)],  # far below JPEG's PSNRs
+              ("c.png", "jpeg"): ANCHOR, ("c.png", "ours"): [(0.3, 31.0)] * 3 + [(0.7, 34.0)] * 3}  # two distinct points: enough
+    assert bd_of(curves, "a.png") == (None, "too few distinct points (ours: 1)")
+    value, note = bd_of(curves, "b.png")
+    assert value is None and note.startswith("no PSNR overlap")
+    value, note = bd_of(curves, "c.png")
+    assert note is None and value == pytest.approx(bd_rate(*zip(*ANCHOR), [0.3, 0.7], [31.0, 34.0]))
+    summary = summarise(per_image_bd_rates(rows_of(curves), ["ours"]))
+    assert set(summary["jpeg"]["ours"]["all"]["undefined"]) == {"a.png", "b.png"}
+    text = markdown(summary)
+    assert "No BD-rate of ours against JPEG on 2 images: a.png: too few distinct points (ours: 1); b.png: no PSNR overlap" in text
+
+
+def test_the_mean_curve_bd_rate_uses_the_efficient_points_too():
+    def points(curve):
+        return [{"bpp": r, "psnr": q, "ms_ssim_db": q / 3} for r, q in curve]
+
+    table = bd_table({"jpeg": points(ANCHOR), "ours": points([(0.4, 30.0), (0.4, 30.0), (0.8, 33.0), (1.6, 36.0)])})
+    assert table["jpeg"]["ours"]["bd_rate_psnr"] == pytest.approx(-20.0)
+    assert table["jpeg"]["ours"]["bd_rate_ms_ssim_db"] == pytest.approx(-20.0)
+    assert table["jpeg"]["ours"]["bd_psnr"] is not None
 
 
 def test_eval_reports_per_image_bd_rates_by_content_type(tmp_path, capsys):

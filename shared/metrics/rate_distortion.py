@@ -8,6 +8,9 @@ bytes), quality in a higher-is-better unit (PSNR dB, MS-SSIM dB; pass ``-LPIPS``
   quality and averaged over the quality range both curves cover.
 * :func:`bd_quality` (BD-PSNR for PSNR): the average quality difference at equal rate, in the
   quality's unit (positive: ``test`` is better), over the log-rate range both curves cover.
+* :func:`efficient_points`: a curve reduced to the operating points worth picking (each better
+  than every cheaper one), which both deltas accept; pass curves through it whose points may
+  repeat or fall back (a codec that stores the same file at several settings).
 
 As in the common implementation (the ``piecewise=1`` mode of the widely used ``bjontegaard``
 script), curves are interpolated with monotone piecewise cubic Hermite polynomials (PCHIP,
@@ -30,6 +33,23 @@ def _curve(rate: Sequence[float], quality: Sequence[float], name: str) -> tuple[
     if not (np.isfinite(r).all() and np.isfinite(q).all()) or (r <= 0).any():
         raise UserError(f"the {name} curve holds non-finite values or rates ≤ 0: rates {r.tolist()}, qualities {q.tolist()}")
     return np.log(r), q
+
+
+def efficient_points(rate: Sequence[float], quality: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """A curve's efficient operating points: the points sorted by rate, keeping a point only when its
+    quality is strictly above every cheaper point's (at equal rates, the best one). Exact duplicates,
+    and points that cost at least as much as another for no better quality, drop out; a NaN quality
+    never qualifies. Input: ``rate`` and ``quality`` of equal length, in any order. Output: (rates,
+    qualities) as float64 arrays, both strictly increasing, possibly fewer than two points."""
+    r, q = np.asarray(rate, dtype=np.float64).ravel(), np.asarray(quality, dtype=np.float64).ravel()
+    if len(r) != len(q):
+        raise UserError(f"a curve needs as many rates as qualities, got {len(r)} rates and {len(q)} qualities")
+    keep, best = [], -np.inf
+    for i in np.lexsort((-q, r)):  # by rate, the best quality first among equal rates
+        if q[i] > best:
+            keep.append(i)
+            best = q[i]
+    return r[keep], q[keep]
 
 
 def _mean_gap(x_a: np.ndarray, y_a: np.ndarray, x_b: np.ndarray, y_b: np.ndarray, what: str) -> float:
