@@ -176,7 +176,8 @@ def evaluate(options: EvalOptions) -> dict:
     results["seconds"] = round(time.perf_counter() - t0, 1)
     save_json(results, out / "results.json")
     summary = {
-        f"{k} ({v['n']} vs {v['n_real']} real)": f"FID {v['fid']:.1f} (untranslated {v['fid_untranslated']:.1f}) · KID×100 {100 * v['kid']:.2f} ± {100 * v['kid_std']:.2f}"
+        f"{k} ({v['n']} vs {v['n_real']} real)": f"FID {v['fid']:.1f} (untranslated {v['fid_untranslated']:.1f}) · KID×100 {100 * v['kid']:.2f}"
+                                                         + (f" ± {100 * v['kid_std']:.2f}" if v["kid_std"] else " (one subset: all images)")
         + (f" · cycle PSNR {v['cycle_psnr']:.2f} dB" if v["cycle_psnr"] is not None else "")
         for k, v in results.items() if isinstance(v, dict) and "fid" in v
     }

@@ -270,12 +270,15 @@ def kid(feats_a: np.ndarray, feats_b: np.ndarray, subsets: int = 100, subset_siz
     computes the unbiased MMD² with the cubic polynomial kernel k(x, y) = (x·y / D + 1)³, as
     torch-fidelity does (same RandomState draws, population std). Unbiased, so it can be slightly
     negative; 0 means the same distribution. Reported in ×1 units: translation papers (U-GAT-IT,
-    CUT-style tables) quote KID × 100.
+    CUT-style tables) quote KID × 100. When a subset is the whole of both sets, every draw is the
+    same and the std is 0: there is no subset spread to report.
     """
     a, b = _check_pair("kid", feats_a, feats_b, 2)
     if subsets < 1 or subset_size < 2:
         raise UserError(f"kid needs subsets ≥ 1 and subset_size ≥ 2, not {subsets} and {subset_size}")
     m = min(subset_size, len(a), len(b))
+    if m == len(a) == len(b):
+        return float(_mmd2_unbiased(a, b)), 0.0
     rng = np.random.RandomState(seed)
     scores = [_mmd2_unbiased(a[rng.choice(len(a), m, replace=False)], b[rng.choice(len(b), m, replace=False)]) for _ in range(subsets)]
     return float(np.mean(scores)), float(np.std(scores))
