@@ -49,7 +49,7 @@ from shared.metrics.distribution import inception_features, kid, resolve_incepti
 from shared.metrics.image import psnr
 from shared.metrics.kid_bootstrap import paired_kid_difference
 from shared.metrics.perceptual import lpips_distance
-from shared.metrics.rate_distortion import bd_rate
+from shared.metrics.rate_distortion import bd_rate, efficient_points
 from shared.metrics.spectrum import HIGH_BAND, high_frequency_db
 
 from . import classical
@@ -77,7 +77,8 @@ def patch_grid(img: torch.Tensor, size: int = PATCH) -> torch.Tensor:
 
 def bd_rate_lpips(points: Mapping[str, Sequence[Mapping]], anchors: Sequence[str]) -> dict[str, dict[str, float | None]]:
     """{anchor: {codec: BD-rate % at equal LPIPS}} of every other codec against each of ``anchors``
-    present in ``points`` ({codec: [{bpp, lpips}, ...]}); −LPIPS is the quality (module doc)."""
+    present in ``points`` ({codec: [{bpp, lpips}, ...]}); −LPIPS is the quality (module doc), on each
+    curve's efficient points (a ``--safeguard`` curve can repeat a file)."""
     table: dict[str, dict[str, float | None]] = {}
     for anchor in (a for a in anchors if a in points):
         a = points[anchor]
@@ -86,7 +87,8 @@ def bd_rate_lpips(points: Mapping[str, Sequence[Mapping]], anchors: Sequence[str
             if name == anchor:
                 continue
             try:
-                table[anchor][name] = bd_rate([p["bpp"] for p in a], [-p["lpips"] for p in a], [p["bpp"] for p in pts], [-p["lpips"] for p in pts])
+                table[anchor][name] = bd_rate(*efficient_points([p["bpp"] for p in a], [-p["lpips"] for p in a]),
+                                              *efficient_points([p["bpp"] for p in pts], [-p["lpips"] for p in pts]))
             except UserError:
                 table[anchor][name] = None
     return table
