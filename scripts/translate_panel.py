@@ -6,7 +6,7 @@ before any of the compared models was trained and never re-drawn, so the panel c
 after the fact. Each row is a model (label=FOLDER, or the shipped weights), each column a horse;
 images are resized to 256² as in ``translate eval``.
 
-    ENSO_DATA=../shared/data python scripts/translate_panel.py -o docs/horse2zebra_panel.png \\
+    ENSO_DATA=../shared/data python scripts/translate_panel.py -o docs/horse2zebra_panel.jpg \\
         --model shipped= --model fastcut=runs/h2z_fastcut
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ def panel_files(test_a: Path) -> list[Path]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("-o", "--out", type=Path, default=Path("docs/horse2zebra_panel.png"))
+    p.add_argument("-o", "--out", type=Path, default=Path("docs/horse2zebra_panel.jpg"))
     p.add_argument("--data", type=Path, default=None, help="horse2zebra folder (default: $ENSO_DATA/horse2zebra)")
     p.add_argument("--model", action="append", default=None, metavar="LABEL=FOLDER",
                    help="a translator to show (repeatable); an empty FOLDER is the shipped weights (default: shipped=)")

@@ -18,10 +18,12 @@ def image_grid(images: torch.Tensor, nrow: int, pad: int = 1) -> np.ndarray:
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
-    """Save ``fig`` as PNG, atomically (:func:`shared.config.atomic_write_bytes`); closes the figure."""
+    """Save ``fig`` atomically (:func:`shared.config.atomic_write_bytes`) as PNG, or as JPEG
+    (quality 90, for photo panels) when ``path`` ends in .jpg or .jpeg; closes the figure."""
     import io
 
     import matplotlib.pyplot as plt
+    from PIL import Image
 
     from .config import atomic_write_bytes
 
@@ -32,5 +34,8 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
         fig.savefig(buf, dpi=dpi, format="png")
     finally:
         plt.close(fig)
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        png, buf = buf, io.BytesIO()
+        Image.open(png).convert("RGB").save(buf, "JPEG", quality=90)
     atomic_write_bytes(path, buf.getvalue())
     return path

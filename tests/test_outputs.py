@@ -82,3 +82,17 @@ def test_input_files_walks_folders_for_the_asked_suffix(tmp_path, photos):
     with pytest.raises(UserError, match="does not exist"):
         input_files([tmp_path / "nowhere"])
 
+
+
+def test_save_figure_writes_png_or_jpeg_by_suffix(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from shared.plotting import save_figure
+
+    for name, magic in (("a.png", b"\x89PNG"), ("b.jpg", b"\xff\xd8\xff"), ("c.JPEG", b"\xff\xd8\xff")):
+        fig = plt.figure(figsize=(1, 1))
+        fig.add_subplot().plot([0, 1])
+        assert save_figure(fig, tmp_path / name).read_bytes()[:len(magic)] == magic
