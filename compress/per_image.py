@@ -86,6 +86,10 @@ def summarise(entries: Sequence[Mapping], types: Mapping[str, str] | None = None
     return out
 
 
+def _pct(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:+.1f} %"
+
+
 def markdown(summary: Mapping) -> str:
     """The summary as Markdown: per anchor, one row per (codec, content type), then the images
     without a BD-rate and why."""
@@ -98,7 +102,7 @@ def markdown(summary: Mapping) -> str:
         for codec, by_type in by_codec.items():
             for kind in sorted(by_type, key=lambda k: (k != ALL, k)):
                 s = by_type[kind]
-                cells = [codec, kind, s["images"], f"{s['worst']:+.1f} %", f"{s['median']:+.1f} %", f"{s['mean']:+.1f} %", s["worst_image"] or "n/a"]
+                cells = [codec, kind, s["images"], *(_pct(s[k]) for k in ("worst", "median", "mean")), s["worst_image"] or "n/a"]
                 lines.append("| " + " | ".join(map(str, cells)) + " |")
         lines.append("")
         for codec, by_type in by_codec.items():

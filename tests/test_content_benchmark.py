@@ -112,6 +112,8 @@ def test_an_image_without_a_bd_rate_says_why():
     assert set(summary["jpeg"]["ours"]["all"]["undefined"]) == {"a.png", "b.png"}
     text = markdown(summary)
     assert "No BD-rate of ours against JPEG on 2 images: a.png: too few distinct points (ours: 1); b.png: no PSNR overlap" in text
+    only_a = markdown(summarise(per_image_bd_rates(rows_of({k: v for k, v in curves.items() if k[0] == "a.png"}), ["ours"])))
+    assert "| ours | all | 1 | n/a | n/a | n/a | n/a |" in only_a and "nan" not in only_a  # no image with a value
 
 
 def test_the_mean_curve_bd_rate_uses_the_efficient_points_too():
