@@ -27,12 +27,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from torch.utils.data import Dataset
 from torchvision.transforms.functional import gaussian_blur
 
+from .images import to_pil, to_tensor
 from .sampling import item_generator, split_key
 
 #: so an item's degradation draws are independent of its crop's, which use the seed itself
@@ -47,12 +47,8 @@ def _choice(g: torch.Generator, n: int) -> int:
     return int(torch.randint(0, n, (), generator=g))
 
 
-def _to_pil(x: torch.Tensor) -> Image.Image:
-    return Image.fromarray(x.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy(), "RGB")
-
-
 def _from_pil(im: Image.Image) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1).contiguous()
+    return to_tensor(im.convert("RGB"))
 
 
 def _luma(x: torch.Tensor) -> torch.Tensor:
@@ -80,19 +76,19 @@ def blur(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 def jpeg(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     buf = io.BytesIO()
-    _to_pil(x).save(buf, "JPEG", quality=int(_u(g, 8, 75)))
+    to_pil(x).save(buf, "JPEG", quality=int(_u(g, 8, 75)))
     return _from_pil(Image.open(buf))
 
 
 def dither(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    im = _to_pil(x)
+    im = to_pil(x)
     if _u(g) < 0.3:
         return _from_pil(im.convert("L").convert("1"))  # Pillow dithers (Floyd–Steinberg) by default
     return _from_pil(im.quantize(int(_u(g, 8, 33)), dither=Image.Dither.FLOYDSTEINBERG))
 
 
 def posterise(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    return _from_pil(ImageOps.posterize(_to_pil(x), 2 + _choice(g, 3)))
+    return _from_pil(ImageOps.posterize(to_pil(x), 2 + _choice(g, 3)))
 
 
 def exposure(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -122,7 +118,7 @@ def synthetic_crop(height: int, width: int, g: torch.Generator) -> torch.Tensor:
         else:
             t = (torch.hypot(u - _u(g), v - _u(g)) / _u(g, 0.5, 1.4)).clamp(0, 1)
         c0, c1 = (torch.tensor(_colour(g)).float().view(3, 1, 1) / 255 for _ in range(2))
-        return _from_pil(_to_pil(c0 + (c1 - c0) * t))
+        return _from_pil(to_pil(c0 + (c1 - c0) * t))
     im = Image.new("RGB", (width, height), _colour(g) if kind == 0 else (255, 255, 255) if _u(g) < 0.7 else _colour(g))
     draw = ImageDraw.Draw(im)
     if kind == 0:  # flat rectangles
