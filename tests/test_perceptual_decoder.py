@@ -15,6 +15,7 @@ from shared import registry
 from shared.checkpoint import export_weights
 from shared.errors import run_cli
 from shared.losses.perceptual_adversarial import PerceptualAdversarialLoss, PerceptualLossConfig, translate_augment
+from shared.metrics.perceptual import lpips_model
 from shared.trainer import TrainConfig, Trainer, seed_everything
 
 ALEXNET = Path(os.environ.get("ENSO_DATA", "../shared/data")).parent / "weights" / "alexnet_features.safetensors"
@@ -79,6 +80,32 @@ def test_conditioned_discriminator_sees_the_latent():
 def test_bad_loss_config_is_an_error():
     with pytest.raises(ValueError, match="non-negative"):
         PerceptualLossConfig(gan_weight=-1)
+    with pytest.raises(ValueError, match="cannot be conditioned"):
+        PerceptualLossConfig(disc_features="alexnet", cond_channels=4)
+
+
+@needs_alexnet
+def test_feature_discriminator_trains_heads_on_a_frozen_alexnet(monkeypatch):
+    monkeypatch.setenv("ENSO_ALEXNET_WEIGHTS", str(ALEXNET))
+    torch.manual_seed(0)
+    loss = PerceptualAdversarialLoss(PerceptualLossConfig(lpips_weight=0, disc_features="alexnet", disc_width=8, disc_spectral_norm=False))
+    assert all(k.startswith("heads.") for k in loss.discriminator.state_dict())  # the backbone is neither saved nor trained
+    x = torch.rand(2, 3, 64, 64)
+    x_hat = (x + 0.1 * torch.randn_like(x)).clamp(0, 1).requires_grad_(True)
+    logits = loss._score(x, None)
+    assert logits.shape[0] == 2 and logits.ndim == 2  # relu1 … relu5 maps of 64²: 15² + 7² + 3 · 3²
+    assert logits.shape[1] == 15 * 15 + 7 * 7 + 3 * 3 * 3
+    g = loss.generator_loss(x, x_hat, x_hat, step=0)
+    torch.autograd.grad(g["gan"], x_hat)  # the adversarial gradient reaches the decoder's output
+    opt = loss.discriminator_optimizer(1e-3)
+    backbone = [p.clone() for p in lpips_model(ALEXNET).parameters()]
+    before = float(loss.discriminator_loss(x, x_hat, step=0)["loss"].detach())
+    for _ in range(20):
+        opt.zero_grad()
+        loss.discriminator_loss(x, x_hat, step=0)["loss"].backward()
+        opt.step()
+    assert float(loss.discriminator_loss(x, x_hat, step=0)["loss"].detach()) < before
+    assert all(torch.equal(a, b) for a, b in zip(backbone, lpips_model(ALEXNET).parameters()))
 
 
 # -- the codec's perceptual decoder -------------------------------------------------------------------

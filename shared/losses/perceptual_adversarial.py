@@ -9,7 +9,9 @@ every autoencoder of ensō can own:
 * **LPIPS** (AlexNet v0.1, backbone from the offline resolver of :mod:`shared.metrics.perceptual`),
   times ``lpips_weight``;
 * **adversarial term**: a PatchGAN (:class:`~shared.losses.adversarial.PatchDiscriminator`,
-  spectral norm optional) scores x̂; its loss (hinge or LSGAN) is weighted by ``gan_weight`` times
+  spectral norm optional), or heads on frozen AlexNet features
+  (:class:`~shared.losses.feature_discriminator.FeatureDiscriminator`, ``disc_features``), scores
+  x̂; its loss (hinge or LSGAN) is weighted by ``gan_weight`` times
   taming's adaptive weight λ = ‖∇_w L_rec‖ / (‖∇_w L_G‖ + 1e-4), clamped to [0, 1e4], at the
   decoder's last layer w, and switched on from step ``disc_start``. With ``cond_channels`` > 0 the
   discriminator also sees the latent, upsampled to the image (HiFiC's conditioning).
@@ -35,6 +37,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..metrics.perceptual import lpips_model
 from .adversarial import PatchDiscriminator, init_weights
+from .feature_discriminator import FeatureDiscriminator
 
 
 @dataclass
@@ -46,6 +49,9 @@ class PerceptualLossConfig:
     adaptive_weight: bool = field(default=True, metadata={"help": "scale the adversarial term by taming's gradient-norm ratio at the last layer"})
     disc_start: int = field(default=0, metadata={"help": "step from which the adversarial term counts and the discriminator trains"})
     gan_loss: Literal["hinge", "lsgan"] = field(default="hinge", metadata={"help": "adversarial loss"})
+    disc_features: Literal["pixels", "alexnet"] = field(
+        default="pixels", metadata={"help": "what the discriminator sees: pixels (a PatchGAN) or frozen AlexNet features (small heads; learns in fewer steps)"}
+    )
     disc_width: int = field(default=64, metadata={"help": "discriminator width (first layer's channels)"})
     disc_layers: int = field(default=3, metadata={"help": "PatchGAN layers (3: 70×70 patches)"})
     disc_spectral_norm: bool = field(default=True, metadata={"help": "spectral norm on the discriminator's convolutions"})
@@ -58,6 +64,8 @@ class PerceptualLossConfig:
             raise ConfigError("the loss weights must be non-negative")
         if self.disc_start < 0 or self.disc_layers < 1 or self.disc_width < 1 or self.cond_channels < 0:
             raise ConfigError("disc_start and cond_channels must be non-negative, disc_layers and disc_width positive")
+        if self.disc_features == "alexnet" and self.cond_channels:
+            raise ConfigError("a discriminator on AlexNet features cannot be conditioned on the latent; use disc_features pixels or cond_channels 0")
 
 
 def translate_augment(*images: torch.Tensor, ratio: float = 0.125) -> tuple[torch.Tensor, ...]:
@@ -104,7 +112,10 @@ class PerceptualAdversarialLoss(nn.Module):
         super().__init__()
         self.config = c = config
         self.lpips_weights = lpips_weights
-        disc = init_weights(PatchDiscriminator(3 + c.cond_channels, c.disc_width, c.disc_layers))
+        if c.disc_features == "alexnet":
+            disc = FeatureDiscriminator(c.disc_width, lpips_weights)
+        else:
+            disc = init_weights(PatchDiscriminator(3 + c.cond_channels, c.disc_width, c.disc_layers))
         self.discriminator = _spectral(disc) if c.disc_spectral_norm else disc
 
     def gan_active(self, step: int) -> bool:
@@ -112,6 +123,8 @@ class PerceptualAdversarialLoss(nn.Module):
 
     def _score(self, x: torch.Tensor, latent: torch.Tensor | None) -> torch.Tensor:
         """Discriminator logits of images x in [0, 1] (and the latent, nearest-upsampled to x)."""
+        if self.config.disc_features == "alexnet":
+            return self.discriminator(x)
         x = x * 2 - 1
         if latent is not None:
             x = torch.cat([x, F.interpolate(latent.to(x.dtype), size=x.shape[-2:], mode="nearest")], 1)

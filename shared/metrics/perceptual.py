@@ -95,6 +95,18 @@ def lpips_model(weights: str | os.PathLike | None = None, allow_download: bool |
     return _model(str(resolve_alexnet_weights(weights, allow_download).resolve()))
 
 
+#: channels of the five AlexNet feature maps :func:`alexnet_features` returns (relu1 … relu5)
+ALEXNET_CHANNELS = (64, 192, 384, 256, 256)
+
+
+def alexnet_features(x: torch.Tensor, weights: str | os.PathLike | None = None) -> list[torch.Tensor]:
+    """LPIPS's frozen AlexNet on images (B, 3, H, W) in [0, 1]: its five ReLU maps, (B, C_l, H_l, W_l)
+    with C_l = :data:`ALEXNET_CHANNELS` (strides 4, 8, 16, 16, 16), unnormalised. The backbone has
+    no trainable parameters, but gradients flow to ``x`` (for a discriminator on these features)."""
+    model = lpips_model(weights).to(x.device)
+    return list(model.net(model.scaling_layer(x.float() * 2 - 1)))
+
+
 def lpips_distance(x: torch.Tensor, y: torch.Tensor, weights: str | os.PathLike | None = None, allow_download: bool | None = None) -> torch.Tensor:
     """LPIPS per image: (B, 3, H, W) × 2 in [0, 1] → (B,) ≥ 0 (0 for identical images; lower is closer).
 
