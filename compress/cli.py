@@ -132,13 +132,15 @@ def initialise_from(model, source: str) -> None:
     extends = src.registry_name == getattr(model, "extends", None)  # e.g. mean_scale_cc from mean_scale: its context starts untrained
     if src.registry_name != model.registry_name and not extends:
         raise UserError(f"--init {source} is a {src.registry_name!r} codec; train --model {src.registry_name} to start from it")
-    state = src.state_dict() | {"lambdas": model.lambdas}
+    training_only = getattr(model, "untrained_at_init", None)  # a perceptual decoder's discriminator: never copied
+    state = {k: v for k, v in src.state_dict().items() if training_only is None or not training_only(k)} | {"lambdas": model.lambdas}
+    strict = not extends and training_only is None
     try:
-        missing, unexpected = model.load_state_dict(state, strict=not extends)
+        missing, unexpected = model.load_state_dict(state, strict=strict)
     except RuntimeError as e:
         raise UserError(f"--init {source} does not fit this model ({str(e).strip().splitlines()[0]}); give the same --N/--M and number of --lambdas") from None
-    fresh = getattr(model, "untrained_at_init", model.is_context)  # the parts a model that extends another adds
-    if extends and (unexpected or any(not fresh(k) for k in missing)):
+    fresh = training_only or model.is_context  # the parts a model that extends another adds
+    if not strict and (unexpected or any(not fresh(k) for k in missing)):
         raise UserError(f"--init {source} does not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 

@@ -210,3 +210,17 @@ def test_training_the_decoder_resumes_exactly_and_freezes_the_rest(tmp_path, shi
     base = shipped.model.state_dict()
     changed = {k.split(".")[0] for k in base if not torch.equal(base[k], a[k])}
     assert changed == {"g_s"}
+
+
+@needs_alexnet
+def test_init_from_a_perceptual_decoder_takes_its_g_s_and_leaves_the_discriminator_fresh(tmp_path, shipped, monkeypatch):
+    from compress.cli import initialise_from
+
+    monkeypatch.setenv("ENSO_ALEXNET_WEIGHTS", str(ALEXNET))
+    source = perceptual_folder(tmp_path, shipped)
+    torch.manual_seed(0)
+    model = registry.build("mean_scale_cc_perceptual", shipped.model.config.__dict__ | {"disc_features": "alexnet"})
+    disc = {k: v.clone() for k, v in model.loss.state_dict().items()}
+    initialise_from(model, str(source))  # another discriminator than the source's: only the codec is copied
+    assert torch.equal(model.g_s[-1].weight, shipped.model.g_s[-1].weight * 1.05)
+    assert all(torch.equal(v, model.loss.state_dict()[k]) for k, v in disc.items())
