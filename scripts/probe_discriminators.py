@@ -78,7 +78,7 @@ def main(argv=None) -> int:
             if step % args.every == 0 or step == args.steps:
                 with torch.no_grad():
                     real, fake = loss._score(val_x, None).flatten(1).mean(1), loss._score(val_f, None).flatten(1).mean(1)
-                print(f"  step {step:4d}  loss {float(out['loss']):.3f}  held-out logit photo {float(real.mean()):+.3f} "
+                print(f"  step {step:4d}  loss {float(out['loss'].detach()):.3f}  held-out logit photo {float(real.mean()):+.3f} "
                       f"reconstruction {float(fake.mean()):+.3f}  photo above its reconstruction {float((real > fake).float().mean()):.2f}"
                       f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
     return 0
