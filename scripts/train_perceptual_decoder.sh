@@ -7,6 +7,10 @@
 # `compress train`), then export what differs from mean_scale_cc:
 #   scripts/train_perceptual_decoder.sh RUN_DIR [--steps N] [compress train flags]
 #   compress export RUN_DIR -o compress/weights/mean_scale_cc_perceptual --base mean_scale_cc
+# The shipped weights are this schedule stopped at step 800, then a second stage from its export with
+# the discriminator on frozen AlexNet features (the model card has both commands):
+#   scripts/train_perceptual_decoder.sh RUN2 --init RUN_DIR/export --disc-features alexnet \
+#     --no-disc-spectral-norm --disc-lr-ratio 4 --gan-weight 0.5 --disc-start 0 --steps 3000
 set -euo pipefail
 run="${1:?usage: train_perceptual_decoder.sh RUN_DIR [compress train flags]}"; shift
 photos="${ENSO_DATA:-./data}/train_photos/bsds500"
