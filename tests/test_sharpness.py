@@ -183,9 +183,9 @@ def test_variants_trained_in_two_processes_match_one_training_of_all_three(tmp_p
     assert main(["train", "sharpness", "--run", str(tmp_path / "split"), *args, "--variants", "lpips_gan"]) == 0
     assert sorted(p.name for p in (tmp_path / "split" / "runs").iterdir()) == ["lpips_gan"]
     assert main(["train", "sharpness", "--run", str(tmp_path / "split"), *args, "--variants", "mse", "lpips"]) == 0
+    whole, split = (get_use("sharpness")._models(tmp_path / run, "cpu") for run in ("all", "split"))
     for v in VARIANTS:
-        a = get_use("sharpness")._models(tmp_path / "all", "cpu")[v].state_dict()
-        b = get_use("sharpness")._models(tmp_path / "split", "cpu")[v].state_dict()
+        a, b = whole[v].state_dict(), split[v].state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), v
 
 
