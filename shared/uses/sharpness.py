@@ -6,8 +6,9 @@ and KL weight β for every variant; only the reconstruction term of
 
 * ``mse``: ``pixel_weight`` · MSE (+ β · KL), the plain VAE, whose reconstructions are blurry;
 * ``lpips``: the same + ``lpips_weight`` · LPIPS (AlexNet);
-* ``lpips_gan``: the same + a PatchGAN with taming's adaptive weight (``gan_weight``), whose
-  discriminator starts after ``disc_start`` of the steps.
+* ``lpips_gan``: the same + an adversarial term with taming's adaptive weight (``gan_weight``), whose
+  discriminator (by default small heads on LPIPS's frozen AlexNet,
+  :class:`~shared.losses.feature_discriminator.FeatureDiscriminator`) starts after ``disc_start`` of the steps.
 
 Training data: random ``crop``² crops (and flips) of BSDS500 ``train/`` and ``val/`` (300 photos).
 Evaluation: ``eval_crops`` fixed crops of BSDS500 ``test/`` (200 photos held out from training;
@@ -50,7 +51,9 @@ class SharpnessConfig:
     crop: int = field(default=64, metadata={"help": "crop size in pixels, training and test (divisible by 2^len(widths))"})
     #: the one VAE and loss of all three variants; each variant switches off the terms it does without
     model: PerceptualVAEConfig = field(
-        default_factory=lambda: PerceptualVAEConfig(beta=2e-5, pixel_weight=10.0, gan_weight=0.5, disc_width=32, disc_layers=2),
+        default_factory=lambda: PerceptualVAEConfig(
+            beta=2e-5, pixel_weight=10.0, gan_weight=0.5, disc_features="alexnet", disc_width=32, disc_layers=2,
+            disc_spectral_norm=False, disc_lr_ratio=4.0),
         metadata={"derived": ("input_shape", "disc_start"), "helps": {
             "latent_dim": "latent size, the same for every variant",
             "widths": "conv channels per stride-2 stage",
@@ -58,11 +61,12 @@ class SharpnessConfig:
             "pixel_weight": "weight of the pixel term (images in [0, 1]), the same for every variant",
             "lpips_weight": "weight of LPIPS in the lpips and lpips_gan variants",
             "gan_weight": "weight of the adversarial term in lpips_gan (times the adaptive weight)",
-            "disc_width": "PatchGAN width",
-            "disc_layers": "PatchGAN layers (2: 34x34 patches)",
+            "disc_features": "what the discriminator sees: heads on LPIPS's frozen AlexNet (alexnet, crops of 64 or more) or a PatchGAN on pixels",
+            "disc_width": "discriminator width (each AlexNet head's, or the PatchGAN's)",
+            "disc_layers": "PatchGAN layers (2: 34x34 patches; pixels only)",
         }},
     )
-    disc_start: float = field(default=0.3, metadata={"help": "fraction of the steps after which lpips_gan's discriminator starts"})
+    disc_start: float = field(default=0.1, metadata={"help": "fraction of the steps after which lpips_gan's discriminator starts"})
     variants: tuple[str, ...] = field(default=VARIANTS, metadata={"help": "the variants 'ae train' trains (others can train in a second process into the same --run; 'ae eval' needs all three)"})
     eval_crops: int = field(default=2048, metadata={"help": "fixed test crops the numbers are computed on"})
     eval_seed: int = 0
@@ -78,6 +82,8 @@ class SharpnessConfig:
         unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown or not self.variants:
             raise ConfigError(f"variants must be some of {', '.join(VARIANTS)}, not {', '.join(unknown) or 'none'}")
+        if self.model.disc_features == "alexnet" and self.crop < 64:
+            raise ConfigError(f"the AlexNet discriminator needs crops of 64 or more, not {self.crop}; use a larger crop or disc_features pixels")
         if self.model.beta < 0:  # the model checks its loss weights itself
             raise ConfigError(f"beta must be non-negative, not {self.model.beta}")
 
@@ -132,7 +138,7 @@ def reconstruct(model, x: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch
 @register_use
 class Sharpness(Use):
     name = "sharpness"
-    summary = "one conv VAE on BSDS500 crops trained on MSE, + LPIPS, + LPIPS + PatchGAN: PSNR, LPIPS, FID, KID, high frequencies"
+    summary = "one conv VAE on BSDS500 crops trained on MSE, + LPIPS, + LPIPS + adversarial: PSNR, LPIPS, FID, KID, high frequencies"
     config_cls = SharpnessConfig
     default_train = {"steps": 8000, "batch_size": 32, "lr": 5e-4, "lr_schedule": "cosine", "decay_start": 0.5, "log_every": 50, "ckpt_every": 500}
     demo_train = {"steps": 120, "batch_size": 16, "lr": 1e-3, "log_every": 20, "ckpt_every": 120}
