@@ -169,6 +169,7 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys, monkeypatch):
     assert run_cli(main, ["demo", "sharpness", "-o", str(tmp_path / "o"), "--crop", "32"]) == 2 and not (tmp_path / "o").exists()
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "AlexNet" in err and "64" in err
+    assert get_use("sharpness").config(crop=32, variants=("mse", "lpips")).crop == 32  # no discriminator trains: no limit
     assert run_cli(main, ["train", "sharpness", "--run", str(tmp_path / "o"), "--train-data", str(tmp_path / "none")]) == 2
     assert "does not exist" in capsys.readouterr().err
     monkeypatch.setenv("ENSO_ALEXNET_WEIGHTS", str(tmp_path / "missing.safetensors"))

@@ -82,7 +82,7 @@ class SharpnessConfig:
         unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown or not self.variants:
             raise ConfigError(f"variants must be some of {', '.join(VARIANTS)}, not {', '.join(unknown) or 'none'}")
-        if self.model.disc_features == "alexnet" and self.crop < 64:
+        if "lpips_gan" in self.variants and self.model.disc_features == "alexnet" and self.crop < 64:
             raise ConfigError(f"the AlexNet discriminator needs crops of 64 or more, not {self.crop}; use a larger crop or disc_features pixels")
         if self.model.beta < 0:  # the model checks its loss weights itself
             raise ConfigError(f"beta must be non-negative, not {self.model.beta}")
