@@ -139,7 +139,7 @@ def initialise_from(model, source: str) -> None:
         missing, unexpected = model.load_state_dict(state, strict=strict)
     except RuntimeError as e:
         raise UserError(f"--init {source} does not fit this model ({str(e).strip().splitlines()[0]}); give the same --N/--M and number of --lambdas") from None
-    fresh = training_only or model.is_context  # the parts a model that extends another adds
+    fresh = getattr(model, "new_at_init", None) or training_only or model.is_context  # the parts a model that extends another adds
     if not strict and (unexpected or any(not fresh(k) for k in missing)):
         raise UserError(f"--init {source} does not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]})")
 

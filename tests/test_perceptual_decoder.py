@@ -224,3 +224,48 @@ def test_init_from_a_perceptual_decoder_takes_its_g_s_and_leaves_the_discriminat
     initialise_from(model, str(source))  # another discriminator than the source's: only the codec is copied
     assert torch.equal(model.g_s[-1].weight, shipped.model.g_s[-1].weight * 1.05)
     assert all(torch.equal(v, model.loss.state_dict()[k]) for k, v in disc.items())
+
+
+def test_refiner_blocks_start_as_the_identity_and_ship_as_a_variant(tmp_path, shipped):
+    """``--refiner-blocks``: initialised from a decoder without them it decodes the same files exactly
+    alike; after a training step its export against mean_scale_cc stores g_s alone, the blocks
+    included, and decoding stays deterministic across thread counts."""
+    from safetensors.torch import load_file
+
+    from compress.cli import initialise_from
+    from compress.shipping import export_codec
+
+    source = perceptual_folder(tmp_path, shipped)
+    config = shipped.model.config.__dict__ | {"lpips_weight": 0.0, "gan_weight": 0.0, "refiner_blocks": 2}
+    seed_everything(0)
+    model = registry.build("mean_scale_cc_perceptual", config)
+    initialise_from(model, str(source))
+    data = shipped.encode(image(96, 80, seed=3), 0.4)
+    identity = tmp_path / "identity"
+    export_weights(model, identity, parts=model.export_parts())
+    assert torch.equal(shipped.decode(data, decoder=str(identity)), shipped.decode(data, decoder=str(source)))
+
+    class Crops(torch.utils.data.Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, key):
+            return image(64, 64, seed=key[0] if isinstance(key, tuple) else key)
+
+    cfg = TrainConfig(steps=2, batch_size=2, lr=1e-3, precision="fp32", progress=False, log_every=1, ckpt_every=2)
+    Trainer(model, Crops(), cfg, tmp_path / "run").fit()
+    refined = tmp_path / "refined"
+    export_codec(tmp_path / "run", refined, Path(__file__).parents[1] / "compress" / "weights" / "mean_scale_cc")
+    stored = load_file(str(refined / "model.safetensors"))
+    assert {k.split(".")[0] for k in stored} == {"g_s"} and any(k.startswith("g_s.refine.") for k in stored)
+    threads = torch.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            outs.append(shipped.decode(data, decoder=str(refined)))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(outs[0], outs[1]) and not torch.equal(outs[0], shipped.decode(data, decoder=str(source)))
+    with pytest.raises(ValueError, match="refiner_blocks"):
+        registry.build("mean_scale_cc_perceptual", shipped.model.config.__dict__ | {"refiner_blocks": -1})

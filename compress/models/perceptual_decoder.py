@@ -5,6 +5,10 @@ entropy models and gains frozen, so the ``.enso`` files it would write are bit-i
 ``mean_scale_cc``'s, and only the synthesis transform g_s trained again, on the loss of
 :mod:`shared.losses.perceptual_adversarial` (pixel MSE + LPIPS + an adaptive-weight PatchGAN,
 optionally conditioned on the latent, as HiFiC; MS-ILLM fine-tunes the decoder alone the same way).
+With ``refiner_blocks`` k > 0, g_s gains k residual blocks after its first upsampling (N channels
+at 1/8 of the image's size, where HiFiC's generator puts its residual blocks), named
+``g_s.refine``; their last convolutions start at zero, so a g_s copied from ``mean_scale_cc`` or
+from a perceptual decoder without them decodes exactly as before until training moves them.
 
 Training (``compress train --model mean_scale_cc_perceptual --init mean_scale_cc``): each image of
 a batch (B, 3, H, W) in [0, 1] gets a random quality in [0, 1]; ŷ is computed without gradients
@@ -15,9 +19,11 @@ everything but the loss (``compress export RUN --base mean_scale_cc`` then store
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 
 from shared.losses.perceptual_adversarial import PerceptualAdversarialLoss, PerceptualLossConfig
 from shared.registry import register
@@ -27,8 +33,35 @@ from .channel_context import ChannelContextHyperprior, ContextConfig
 
 @dataclass
 class PerceptualDecoderConfig(ContextConfig, PerceptualLossConfig):
+    refiner_blocks: int = field(default=0, metadata={"help": "residual blocks added to g_s after its first upsampling (0: g_s as mean_scale_cc's)"})
+
     def __post_init__(self):
         PerceptualLossConfig.__post_init__(self)
+        if self.refiner_blocks < 0:
+            raise ValueError(f"refiner_blocks must be >= 0, not {self.refiner_blocks}")
+
+
+class RefinerBlock(nn.Module):
+    """``x + conv(relu(conv(x)))`` with 3×3 convolutions, the second zero at init (the identity): (B, C, H, W) → (B, C, H, W)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.f = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(channels, channels, 3, padding=1))
+        nn.init.zeros_(self.f[-1].weight)
+        nn.init.zeros_(self.f[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.f(x)
+
+
+def with_refiner(g_s: nn.Sequential, blocks: int) -> nn.Sequential:
+    """g_s with ``blocks`` :class:`RefinerBlock` s as ``refine`` after its first upsampling (layers 0, 1); the other layers keep their names."""
+    if blocks == 0:
+        return g_s
+    layers = list(g_s.named_children())
+    channels = layers[0][1].out_channels
+    refine = nn.Sequential(*(RefinerBlock(channels) for _ in range(blocks)))
+    return nn.Sequential(OrderedDict([*layers[:2], ("refine", refine), *layers[2:]]))
 
 
 @register("mean_scale_cc_perceptual", PerceptualDecoderConfig)
@@ -42,11 +75,17 @@ class PerceptualDecoderCodec(ChannelContextHyperprior):
 
     def __init__(self, config: PerceptualDecoderConfig):
         super().__init__(config)
+        self.g_s = with_refiner(self.g_s, config.refiner_blocks)
         self.loss = PerceptualAdversarialLoss(config)
         self.loss.register_buffer("step", torch.zeros((), dtype=torch.long))
 
     def untrained_at_init(self, name: str) -> bool:
+        """Never copied by ``--init``: the loss (its discriminator starts afresh)."""
         return name.split(".")[0] == "loss"
+
+    def new_at_init(self, name: str) -> bool:
+        """May be missing from an ``--init`` source: the loss and the refiner blocks (they start as the identity)."""
+        return self.untrained_at_init(name) or name.startswith("g_s.refine.")
 
     def export_parts(self) -> list[str]:
         """Every submodule but the loss (its discriminator is for training only)."""
