@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from shared.losses.perceptual_adversarial import PerceptualAdversarialLoss, PerceptualLossConfig
+from shared.models.nets import PlainResBlock
 from shared.registry import register
 
 from .channel_context import ChannelContextHyperprior, ContextConfig
@@ -41,26 +42,14 @@ class PerceptualDecoderConfig(ContextConfig, PerceptualLossConfig):
             raise ValueError(f"refiner_blocks must be >= 0, not {self.refiner_blocks}")
 
 
-class RefinerBlock(nn.Module):
-    """``x + conv(relu(conv(x)))`` with 3×3 convolutions, the second zero at init (the identity): (B, C, H, W) → (B, C, H, W)."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.f = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(channels, channels, 3, padding=1))
-        nn.init.zeros_(self.f[-1].weight)
-        nn.init.zeros_(self.f[-1].bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.f(x)
-
-
 def with_refiner(g_s: nn.Sequential, blocks: int) -> nn.Sequential:
-    """g_s with ``blocks`` :class:`RefinerBlock` s as ``refine`` after its first upsampling (layers 0, 1); the other layers keep their names."""
+    """g_s with ``blocks`` identity-at-init :class:`~shared.models.nets.PlainResBlock` s as ``refine``
+    after its first upsampling (layers 0, 1); the other layers keep their names."""
     if blocks == 0:
         return g_s
     layers = list(g_s.named_children())
     channels = layers[0][1].out_channels
-    refine = nn.Sequential(*(RefinerBlock(channels) for _ in range(blocks)))
+    refine = nn.Sequential(*(PlainResBlock(channels, identity_at_init=True) for _ in range(blocks)))
     return nn.Sequential(OrderedDict([*layers[:2], ("refine", refine), *layers[2:]]))
 
 

@@ -43,6 +43,7 @@ from ..errors import ConfigError
 from ..metrics.image import psnr
 from ..model import TrainableModel
 from ..registry import register
+from .nets import PlainResBlock
 
 Corruption = Literal["gaussian", "masking", "salt_pepper"]
 
@@ -105,17 +106,6 @@ def corrupt(x: torch.Tensor, config: DenoisingAEConfig, generator: torch.Generat
         case "salt_pepper":
             return salt_pepper_noise(x, config.salt_pepper_fraction, generator)
     raise ConfigError(f"unknown corruption {config.corruption!r}; use gaussian, masking or salt_pepper")
-
-
-class PlainResBlock(nn.Module):
-    """``x + conv(relu(conv(x)))`` with 3×3 convs and no normalisation (see the module docstring)."""
-
-    def __init__(self, ch: int):
-        super().__init__()
-        self.f = nn.Sequential(nn.Conv2d(ch, ch, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(ch, ch, 3, padding=1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.f(x)
 
 
 class UNet(nn.Module):

@@ -103,6 +103,22 @@ class Decoder(nn.Module):
         return self.trunk(h)
 
 
+class PlainResBlock(nn.Module):
+    """``x + conv(relu(conv(x)))`` with 3×3 convs and no normalisation: (B, C, H, W) → (B, C, H, W).
+    ``identity_at_init``: the second conv starts at zero, so the block starts as the identity (a block
+    added to a trained network leaves its output unchanged until training moves it)."""
+
+    def __init__(self, ch: int, identity_at_init: bool = False):
+        super().__init__()
+        self.f = nn.Sequential(nn.Conv2d(ch, ch, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(ch, ch, 3, padding=1))
+        if identity_at_init:
+            nn.init.zeros_(self.f[-1].weight)
+            nn.init.zeros_(self.f[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.f(x)
+
+
 class ResBlock(nn.Module):
     """Residual block: two 3×3 convs with GroupNorm and SiLU, ``x + f(x)``."""
 
