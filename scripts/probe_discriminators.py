@@ -10,7 +10,7 @@ of the reconstructions, and how often a photo scores above its own reconstructio
 Same seed, same batches for every setting.
 
     python scripts/probe_discriminators.py --data $ENSO_DATA/train_photos/bsds500/train \
-        --held-out $ENSO_DATA/train_photos/bsds500/val [--steps 150] [--threads 1]
+        --held-out $ENSO_DATA/train_photos/bsds500/val [--steps 150] [--threads 1] [--only alexnet]
 """
 from __future__ import annotations
 
@@ -22,13 +22,14 @@ import torch
 from compress.codec import WEIGHTS_DIR
 from shared.checkpoint import load_exported
 from shared.data.images import ImageFolder
-from shared.errors import run_cli
+from shared.errors import UserError, run_cli
 from shared.losses.perceptual_adversarial import PerceptualAdversarialLoss, PerceptualLossConfig
 
 SETTINGS = {
     "pixels, spectral norm (shipped recipe)": dict(disc_features="pixels"),
     "pixels, no spectral norm, lr x4": dict(disc_features="pixels", disc_spectral_norm=False, disc_lr_ratio=4),
     "alexnet, no spectral norm, lr x4": dict(disc_features="alexnet", disc_spectral_norm=False, disc_lr_ratio=4),
+    "alexnet + fine head, no spectral norm, lr x4": dict(disc_features="alexnet", disc_fine_head=True, disc_spectral_norm=False, disc_lr_ratio=4),
 }
 
 
@@ -46,6 +47,7 @@ def main(argv=None) -> int:
     ap.add_argument("--every", type=int, default=50)
     ap.add_argument("--lr", type=float, default=1e-4, help="the model's learning rate (times each setting's disc_lr_ratio)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--only", default="", help="run only the settings whose name contains this text")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     decoder = load_exported(WEIGHTS_DIR / "mean_scale_cc_perceptual").eval()
@@ -60,7 +62,10 @@ def main(argv=None) -> int:
     val_x = crops(held, [(i % len(held), 10**7 + i) for i in range(16)])
     val_f = decoded(val_x)
     print(f"held-out crops: {len(val_x)}, reconstructions at {float(-10 * torch.log10(((val_f - val_x) ** 2).mean())):.2f} dB PSNR")
-    for name, kw in SETTINGS.items():
+    settings = {name: kw for name, kw in SETTINGS.items() if args.only in name}
+    if not settings:
+        raise UserError(f"--only {args.only!r} matches no setting; the settings are: {'; '.join(SETTINGS)}")
+    for name, kw in settings.items():
         torch.manual_seed(0)
         loss = PerceptualAdversarialLoss(PerceptualLossConfig(lpips_weight=0, **kw))
         opt = loss.discriminator_optimizer(args.lr)

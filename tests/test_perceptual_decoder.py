@@ -3,6 +3,7 @@ weight, training through the shared trainer (exact resume), decode --decoder/--r
 path unchanged, blending, determinism across thread counts), and bad input."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from compress.codec import Codec
 from shared import registry
 from shared.checkpoint import export_weights
 from shared.errors import run_cli
+from shared.losses.feature_discriminator import fine_band
 from shared.losses.perceptual_adversarial import PerceptualAdversarialLoss, PerceptualLossConfig, translate_augment
 from shared.metrics.perceptual import lpips_model
 from shared.trainer import TrainConfig, Trainer, seed_everything
@@ -82,6 +84,8 @@ def test_bad_loss_config_is_an_error():
         PerceptualLossConfig(gan_weight=-1)
     with pytest.raises(ValueError, match="cannot be conditioned"):
         PerceptualLossConfig(disc_features="alexnet", cond_channels=4)
+    with pytest.raises(ValueError, match="use it with disc_features alexnet"):
+        PerceptualLossConfig(disc_features="pixels", disc_fine_head=True)
 
 
 @needs_alexnet
@@ -106,6 +110,36 @@ def test_feature_discriminator_trains_heads_on_a_frozen_alexnet(monkeypatch):
         opt.step()
     assert float(loss.discriminator_loss(x, x_hat, step=0)["loss"].detach()) < before
     assert all(torch.equal(a, b) for a, b in zip(backbone, lpips_model(ALEXNET).parameters()))
+
+
+def test_fine_band_keeps_only_detail():
+    flat = torch.full((1, 3, 16, 16), 0.4)
+    assert fine_band(flat).abs().max() < 1e-6  # no detail in a flat image (the borders are reflected)
+    checker = (torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2
+    x = checker.float().expand(1, 3, 16, 16)
+    assert fine_band(x).abs().mean() > 0.4  # the finest pattern there is passes almost whole
+    blurred = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+    assert fine_band(blurred).abs().mean() < fine_band(x).abs().mean() / 3
+
+
+@needs_alexnet
+def test_feature_discriminator_fine_head_sees_detail_and_is_saved(monkeypatch):
+    monkeypatch.setenv("ENSO_ALEXNET_WEIGHTS", str(ALEXNET))
+    torch.manual_seed(0)
+    cfg = PerceptualLossConfig(lpips_weight=0, disc_features="alexnet", disc_fine_head=True, disc_width=8, disc_spectral_norm=False, augment=False)
+    loss = PerceptualAdversarialLoss(cfg)
+    assert any(k.startswith("fine.") for k in loss.discriminator.state_dict())
+    x = torch.rand(2, 3, 64, 64)
+    logits = loss._score(x, None)
+    assert logits.shape[1] == 15 * 15 + 7 * 7 + 3 * 3 * 3 + 16 * 16  # the AlexNet heads', then the fine head's (stride 4)
+    # the fine head adds its own gradient to what reaches the decoder's output
+    x_hat = x.clone().requires_grad_(True)
+    g = loss.generator_loss(x, x_hat, x_hat, step=0)
+    grad = torch.autograd.grad(g["gan"], x_hat)[0]
+    plain = PerceptualAdversarialLoss(dataclasses.replace(cfg, disc_fine_head=False))
+    plain.discriminator.heads.load_state_dict(loss.discriminator.heads.state_dict())
+    grad_plain = torch.autograd.grad(plain.generator_loss(x, x_hat, x_hat, step=0)["gan"], x_hat)[0]
+    assert not torch.allclose(grad, grad_plain)
 
 
 # -- the codec's perceptual decoder -------------------------------------------------------------------

@@ -10,7 +10,8 @@ every autoencoder of ensō can own:
   times ``lpips_weight``;
 * **adversarial term**: a PatchGAN (:class:`~shared.losses.adversarial.PatchDiscriminator`,
   spectral norm optional), or heads on frozen AlexNet features
-  (:class:`~shared.losses.feature_discriminator.FeatureDiscriminator`, ``disc_features``), scores
+  (:class:`~shared.losses.feature_discriminator.FeatureDiscriminator`, ``disc_features``, with
+  ``disc_fine_head`` one more head on the finest band), scores
   x̂; its loss (hinge or LSGAN) is weighted by ``gan_weight`` times
   taming's adaptive weight λ = ‖∇_w L_rec‖ / (‖∇_w L_G‖ + 1e-4), clamped to [0, 1e4], at the
   decoder's last layer w, and switched on from step ``disc_start``. With ``cond_channels`` > 0 the
@@ -52,6 +53,9 @@ class PerceptualLossConfig:
     disc_features: Literal["pixels", "alexnet"] = field(
         default="pixels", metadata={"help": "what the discriminator sees: pixels (a PatchGAN) or frozen AlexNet features (small heads; learns in fewer steps)"}
     )
+    disc_fine_head: bool = field(
+        default=False, metadata={"help": "with disc_features alexnet: one more head on the finest band, which AlexNet's stride-4 first layer does not see"}
+    )
     disc_width: int = field(default=64, metadata={"help": "discriminator width (first layer's channels)"})
     disc_layers: int = field(default=3, metadata={"help": "PatchGAN layers (3: 70×70 patches)"})
     disc_spectral_norm: bool = field(default=True, metadata={"help": "spectral norm on the discriminator's convolutions"})
@@ -66,6 +70,8 @@ class PerceptualLossConfig:
             raise ConfigError("disc_start and cond_channels must be non-negative, disc_layers and disc_width positive")
         if self.disc_features == "alexnet" and self.cond_channels:
             raise ConfigError("a discriminator on AlexNet features cannot be conditioned on the latent; use disc_features pixels or cond_channels 0")
+        if self.disc_fine_head and self.disc_features != "alexnet":
+            raise ConfigError("disc_fine_head adds a head to the AlexNet discriminator; use it with disc_features alexnet (a PatchGAN sees pixels already)")
 
 
 def translate_augment(*images: torch.Tensor, ratio: float = 0.125) -> tuple[torch.Tensor, ...]:
@@ -113,7 +119,7 @@ class PerceptualAdversarialLoss(nn.Module):
         self.config = c = config
         self.lpips_weights = lpips_weights
         if c.disc_features == "alexnet":
-            disc = FeatureDiscriminator(c.disc_width, lpips_weights)
+            disc = FeatureDiscriminator(c.disc_width, lpips_weights, c.disc_fine_head)
         else:
             disc = init_weights(PatchDiscriminator(3 + c.cond_channels, c.disc_width, c.disc_layers))
         self.discriminator = _spectral(disc) if c.disc_spectral_norm else disc
