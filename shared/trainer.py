@@ -37,7 +37,7 @@ from .data.sampling import StepBatchSampler
 from .errors import ConfigError, TrainingDiverged, UserError
 from .model import TrainableModel
 from .precision import resolve_device, resolve_precision
-from .registry import describe
+from .registry import describe, make_config
 from .threads import choose_threads, training_step_macs
 
 
@@ -75,6 +75,17 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def _with_defaults(described: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's ``describe`` dict as JSON values, with the config fields added to its model
+    since it was saved filled in by their defaults (as loading its export does); unchanged if its
+    model or a field is unknown now."""
+    try:
+        config = to_dict(make_config(described["name"], described["config"]))
+    except (UserError, ConfigError):
+        config = described["config"]
+    return json.loads(json.dumps({"name": described["name"], "config": config}))
 
 
 class Trainer:
@@ -163,7 +174,7 @@ class Trainer:
 
     def _resume(self, path: Path) -> None:
         ckpt = load_checkpoint(path)
-        saved, now = json.loads(json.dumps(ckpt["config"]["model"])), json.loads(json.dumps(describe(self.model)))
+        saved, now = _with_defaults(ckpt["config"]["model"]), json.loads(json.dumps(describe(self.model)))
         if saved != now:  # the weights may fit while the objective or the trained parts differ
             keys = sorted(set(saved["config"]) | set(now["config"]))
             changed = [f"{k} {saved['config'].get(k)!r} (given {now['config'].get(k)!r})" for k in keys if saved["config"].get(k) != now["config"].get(k)]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from shared import registry
-from shared.checkpoint import load_checkpoint, load_exported
+from shared.checkpoint import load_checkpoint, load_exported, save_checkpoint
 from shared.data import TensorItems
 from shared.data.digits import load_digits
 from shared.errors import TrainingDiverged, UserError
@@ -71,6 +71,21 @@ def test_resume_refuses_another_model_config_in_one_line(tmp_path):
     with pytest.raises(UserError, match=r"beta 1\.0 \(given 4\.0\).*config\.json") as e:
         Trainer(other, digits(), CFG, tmp_path / "run", resume=True)
     assert "\n" not in str(e.value)
+
+
+def test_resume_fills_config_fields_added_since_with_their_defaults(tmp_path):
+    """A run saved before its model's config gained a field resumes when the field is at its default."""
+    Trainer(digits_vae(), digits(), dataclasses.replace(CFG, steps=2), tmp_path / "run").fit()
+    path = tmp_path / "run" / "checkpoint.pt"
+    ckpt = load_checkpoint(path)
+    del ckpt["config"]["model"]["config"]["beta"]  # as if beta had been added after this run was saved
+    save_checkpoint(path, ckpt)
+    resumed = Trainer(digits_vae(), digits(), dataclasses.replace(CFG, steps=4), tmp_path / "run", resume=True)
+    assert resumed.step == 2
+    seed_everything(0)
+    other = registry.build("vae", {"input_shape": (1, 8, 8), "widths": (16, 32), "latent_dim": 4, "beta": 4.0})
+    with pytest.raises(UserError, match=r"beta 1\.0 \(given 4\.0\)"):
+        Trainer(other, digits(), CFG, tmp_path / "run", resume=True)
 
 
 def test_checkpoint_loads_weights_only_and_export_round_trips(tmp_path):
