@@ -198,3 +198,38 @@ def test_unknown_variants_are_a_one_line_error(tmp_path, capsys):
     assert run_cli(main, ["train", "sharpness", "--run", str(tmp_path / "o"), "--variants", "mse", "gan"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "variants" in err and "gan" in err and not (tmp_path / "o").exists()
+
+
+def test_ema_averages_what_encode_and_decode_use_and_resumes_exactly(tmp_path, capsys):
+    from shared.data import TensorItems
+    from shared.trainer import TrainConfig, Trainer
+
+    cfg = {"input_shape": (3, 16, 16), "widths": (8, 16), "latent_dim": 4, "lpips_weight": 0.0, "gan_weight": 0.0, "ema": 0.9}
+    items = TensorItems(textures(8, 16))
+    train = dict(batch_size=4, lr=1e-2, progress=False, device="cpu", ckpt_every=3, log_every=3)
+    torch.manual_seed(0)
+    model = build("perceptual_vae", cfg)
+    Trainer(model, items, TrainConfig(steps=6, **train), tmp_path / "whole").fit()
+    live, avg = model.decoder.state_dict(), model.ema["decoder"].state_dict()
+    assert any(not torch.equal(live[k], avg[k]) for k in live)  # the average lags the trained weights
+    x = textures(2, 16, seed=3)
+    with torch.no_grad():
+        mu, _ = model.encode(x)
+        assert torch.equal(mu, model.ema["encoder"](x).float().chunk(2, dim=1)[0])
+        assert torch.equal(model.decode(mu), torch.sigmoid(model.ema["decoder"](mu)))
+        assert not torch.allclose(model.decode(mu), torch.sigmoid(model.decoder(mu)))
+    assert all(not p.requires_grad for p in model.ema.parameters())
+    assert not any(p is q for opt in model.optimizers(1e-3).values() for g in opt.param_groups for p in g["params"] for q in model.ema.parameters())
+
+    torch.manual_seed(0)
+    Trainer(build("perceptual_vae", cfg), items, TrainConfig(steps=3, **train), tmp_path / "split").fit()
+    resumed = build("perceptual_vae", cfg)
+    Trainer(resumed, items, TrainConfig(steps=6, **train), tmp_path / "split", resume=True).fit()
+    a, b = model.state_dict(), resumed.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    with pytest.raises(Exception, match="ema"):
+        build("perceptual_vae", {**cfg, "ema": 1.0})
+    assert run_cli(main, ["demo", "sharpness", "-o", str(tmp_path / "o"), "--ema", "-0.1"]) == 2 and not (tmp_path / "o").exists()
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "ema" in err

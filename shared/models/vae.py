@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 
+from ..ema import ema_copy, update_ema
 from ..errors import ConfigError
 from ..losses.perceptual_adversarial import PerceptualAdversarialLoss, PerceptualLossConfig
 from ..model import TrainableModel
@@ -62,14 +64,22 @@ class _GaussianVAE(TrainableModel):
     def _cond(self, y: torch.Tensor | None) -> torch.Tensor | None:
         return None
 
+    @property
+    def inference_nets(self) -> tuple[nn.Module, nn.Module]:
+        """The encoder and decoder that :meth:`encode` and :meth:`decode` use (training uses the live ones)."""
+        return self.encoder, self.decoder
+
+    def _posterior(self, encoder: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = encoder(x, self._cond(y)).float().chunk(2, dim=1)
+        return mu, logvar.clamp(-30.0, 20.0)
+
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, *input_shape) in [0, 1] → posterior mean and log-variance, each (B, latent_dim)."""
-        mu, logvar = self.encoder(x, self._cond(y)).float().chunk(2, dim=1)
-        return mu, logvar.clamp(-30.0, 20.0)
+        return self._posterior(self.inference_nets[0], x, y)
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """z (B, latent_dim) → mean image/vector (B, *input_shape) in [0, 1]."""
-        return torch.sigmoid(self.decoder(z, self._cond(y)))
+        return torch.sigmoid(self.inference_nets[1](z, self._cond(y)))
 
     def sample(self, n: int, y: torch.Tensor | None = None) -> torch.Tensor:
         """``n`` draws from the prior, decoded: (n, *input_shape) in [0, 1]."""
@@ -87,7 +97,7 @@ class _GaussianVAE(TrainableModel):
 
     def training_step(self, batch, optimizer: str) -> dict[str, torch.Tensor]:
         x, y = (batch[0], batch[1]) if isinstance(batch, (list, tuple)) else (batch, None)
-        mu, logvar = self.encode(x, y)
+        mu, logvar = self._posterior(self.encoder, x, y)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         recon = reconstruction_loss(self.decoder(z, self._cond(y)), x, self.config.recon)
         kl = kl_per_example(mu, logvar).mean()
@@ -139,9 +149,12 @@ class PerceptualVAEConfig(VAEConfig, PerceptualLossConfig):
     input_shape: tuple[int, ...] = (3, 64, 64)
     widths: tuple[int, ...] = (32, 64, 128, 256)
     latent_dim: int = 256
+    ema: float = field(default=0.0, metadata={"help": "decay of the encoder's and decoder's moving average that encode and decode use (0: none)"})
 
     def __post_init__(self):
         PerceptualLossConfig.__post_init__(self)
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"ema is a decay in [0, 1), not {self.ema}")
         if len(self.input_shape) != 3 or self.input_shape[0] != 3:
             raise ConfigError(f"the perceptual VAE takes RGB images (3, H, W), not input_shape {tuple(self.input_shape)}")
 
@@ -154,12 +167,28 @@ class PerceptualVAE(_GaussianVAE):
     decoded posterior sample (means over pixels and batch) + ``β · KL`` (nats per image, or the
     capacity form). With ``gan_weight`` > 0 a second optimiser ``"discriminator"`` trains the
     loss's PatchGAN from ``disc_start`` on. With ``lpips_weight = gan_weight = 0`` this is the
-    plain VAE on ``pixel_weight`` · MSE.
+    plain VAE on ``pixel_weight`` · MSE. With ``ema`` > 0, :meth:`encode`, :meth:`decode` and
+    :meth:`sample` use moving averages of the encoder and decoder (as GAN recipes do); training
+    steps the live ones.
     """
 
     def __init__(self, config: PerceptualVAEConfig):
         super().__init__(config)
         self.loss = PerceptualAdversarialLoss(config)
+        if config.ema > 0:
+            self.ema = nn.ModuleDict({"encoder": ema_copy(self.encoder), "decoder": ema_copy(self.decoder)})
+
+    @property
+    def inference_nets(self) -> tuple[nn.Module, nn.Module]:
+        if self.config.ema > 0:
+            return self.ema["encoder"], self.ema["decoder"]
+        return self.encoder, self.decoder
+
+    def on_step_end(self, step: int) -> None:
+        super().on_step_end(step)
+        if self.config.ema > 0:
+            update_ema(self.ema["encoder"], self.encoder, self.config.ema, step)
+            update_ema(self.ema["decoder"], self.decoder, self.config.ema, step)
 
     @property
     def last_layer(self) -> torch.Tensor:
@@ -177,8 +206,8 @@ class PerceptualVAE(_GaussianVAE):
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
         step = int(self.steps_done)
         if optimizer == "main":
-            mu, logvar = self.encode(x)
-            x_hat = self.decode(mu + torch.randn_like(mu) * (0.5 * logvar).exp()).float()
+            mu, logvar = self._posterior(self.encoder, x, None)
+            x_hat = torch.sigmoid(self.decoder(mu + torch.randn_like(mu) * (0.5 * logvar).exp())).float()
             self._last = x_hat.detach()
             out = self.loss.generator_loss(x, x_hat, self.last_layer, step)
             kl = kl_per_example(mu, logvar).mean()
