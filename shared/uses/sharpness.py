@@ -135,6 +135,24 @@ def reconstruct(model, x: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch
     return torch.cat(recs), torch.cat(kls)
 
 
+def reconstruction_numbers(model, x: torch.Tensor, real: Any, batch: int, device: str | torch.device = "cpu") -> dict[str, float]:
+    """One VAE's numbers on crops ``x`` (N, 3, H, W) in [0, 1] whose Inception features are ``real``
+    (N, 2048): ``psnr``, ``lpips``, ``fid``, ``kid``, ``kid_std``, ``hf_db``, ``kl``, as the module doc says."""
+    x_hat, kl = reconstruct(model, x, batch)
+    fake = distribution.inception_features(x_hat.split(batch), device=device)
+    kid, kid_std = distribution.kid(fake, real, subset_size=min(1000, len(x)))
+    pairs = zip(x_hat.split(batch), x.split(batch))
+    return {
+        "psnr": float(psnr(x_hat, x).mean()),
+        "lpips": float(torch.cat([lpips_distance(a.to(device), b.to(device)).cpu() for a, b in pairs]).mean()),
+        "fid": distribution.fid(fake, real),
+        "kid": kid,
+        "kid_std": kid_std,
+        "hf_db": float(high_frequency_db(x_hat, x)),
+        "kl": float(kl.mean()),
+    }
+
+
 @register_use
 class Sharpness(Use):
     name = "sharpness"
@@ -171,23 +189,11 @@ class Sharpness(Use):
         t0 = time.perf_counter()
         x = eval_crops(cfg)
 
-        def feats(images: torch.Tensor):
-            return distribution.inception_features(images.split(cfg.eval_batch), device=device)
-
-        real = feats(x)
+        real = distribution.inception_features(x.split(cfg.eval_batch), device=device)
         numbers: dict[str, Any] = {}
         for variant, model in models.items():
-            x_hat, kl = reconstruct(model, x, cfg.eval_batch)
-            fake = feats(x_hat)
-            kid, kid_std = distribution.kid(fake, real, subset_size=min(1000, len(x)))
             numbers[variant] = {
-                "psnr": float(psnr(x_hat, x).mean()),
-                "lpips": float(torch.cat([lpips_distance(a.to(device), b.to(device)).cpu() for a, b in zip(x_hat.split(cfg.eval_batch), x.split(cfg.eval_batch))]).mean()),
-                "fid": distribution.fid(fake, real),
-                "kid": kid,
-                "kid_std": kid_std,
-                "hf_db": float(high_frequency_db(x_hat, x)),
-                "kl": float(kl.mean()),
+                **reconstruction_numbers(model, x, real, cfg.eval_batch, device),
                 "training": run_summary(self.run_dir(run, variant)),
             }
         base = numbers["mse"]
